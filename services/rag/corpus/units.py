@@ -1,0 +1,105 @@
+"""Sentences and retrieval units of a corpus, as flat arrays (the bundle stores exactly these)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import BuildConfig
+from .documents import Document
+from .segment import split_sentences
+
+__all__ = ["Segmentation", "join_title", "segment_corpus", "unit_texts"]
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """Row-aligned arrays. Sentence i is documents[sent_doc[i]].text[sent_start[i]:sent_end[i]].
+
+    Unit j covers sentences unit_first[j] .. unit_last[j]-1 of one document (unit_doc[j]).
+    """
+
+    sent_doc: np.ndarray  # int32
+    sent_idx: np.ndarray  # int32, index of the sentence inside its document
+    sent_start: np.ndarray  # int64
+    sent_end: np.ndarray  # int64
+    unit_doc: np.ndarray  # int32
+    unit_first: np.ndarray  # int64
+    unit_last: np.ndarray  # int64 (exclusive)
+
+    @property
+    def n_sentences(self) -> int:
+        return len(self.sent_doc)
+
+    @property
+    def n_units(self) -> int:
+        return len(self.unit_doc)
+
+
+def _passages(word_counts: list[int], target: int) -> list[tuple[int, int]]:
+    """Greedy windows of consecutive sentences of about `target` words, never splitting a sentence."""
+    windows: list[tuple[int, int]] = []
+    first, words = 0, 0
+    for i, count in enumerate(word_counts):
+        if words and words + count > target:
+            windows.append((first, i))
+            first, words = i, 0
+        words += count
+    if first < len(word_counts):
+        windows.append((first, len(word_counts)))
+    return windows
+
+
+def segment_corpus(documents: list[Document], config: BuildConfig) -> Segmentation:
+    sent_doc: list[int] = []
+    sent_idx: list[int] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    unit_doc: list[int] = []
+    unit_first: list[int] = []
+    unit_last: list[int] = []
+    for d, doc in enumerate(documents):
+        spans = split_sentences(doc.text, config.max_sentence_chars)
+        base = len(sent_doc)
+        for i, span in enumerate(spans):
+            sent_doc.append(d)
+            sent_idx.append(i)
+            starts.append(span.start)
+            ends.append(span.end)
+        if config.unit == "sentence":
+            windows = [(i, i + 1) for i in range(len(spans))]
+        elif config.unit == "document":
+            windows = [(0, len(spans))] if spans else []
+        else:
+            counts = [len(doc.text[s.start : s.end].split()) for s in spans]
+            windows = _passages(counts, config.passage_tokens)
+        for first, last in windows:
+            unit_doc.append(d)
+            unit_first.append(base + first)
+            unit_last.append(base + last)
+    return Segmentation(
+        sent_doc=np.asarray(sent_doc, dtype=np.int32),
+        sent_idx=np.asarray(sent_idx, dtype=np.int32),
+        sent_start=np.asarray(starts, dtype=np.int64),
+        sent_end=np.asarray(ends, dtype=np.int64),
+        unit_doc=np.asarray(unit_doc, dtype=np.int32),
+        unit_first=np.asarray(unit_first, dtype=np.int64),
+        unit_last=np.asarray(unit_last, dtype=np.int64),
+    )
+
+
+def join_title(title: str, body: str) -> str:
+    if not title:
+        return body
+    return f"{title} {body}" if title[-1] in ".!?:" else f"{title}. {body}"
+
+
+def unit_texts(documents: list[Document], seg: Segmentation, with_title: bool) -> list[str]:
+    """The text each unit is embedded and BM25-indexed by (the stored evidence stays verbatim)."""
+    texts = []
+    for doc_row, first, last in zip(seg.unit_doc, seg.unit_first, seg.unit_last, strict=True):
+        doc = documents[doc_row]
+        body = doc.text[seg.sent_start[first] : seg.sent_end[last - 1]]
+        texts.append(join_title(doc.title, body) if with_title else body)
+    return texts

@@ -1,0 +1,19 @@
+"""Index bundle: writer, manifest, verifying loader; BM25 and dense indexes behind small classes."""
+
+from .bundle import Bundle, read_manifest, verify_bundle
+from .lexical import Bm25Index, Bm25Params, Tokenizer
+from .manifest import FORMAT_VERSION, Manifest
+from .writer import BuildResult, build_bundle
+
+__all__ = [
+    "FORMAT_VERSION",
+    "Bm25Index",
+    "Bm25Params",
+    "BuildResult",
+    "Bundle",
+    "Manifest",
+    "Tokenizer",
+    "build_bundle",
+    "read_manifest",
+    "verify_bundle",
+]

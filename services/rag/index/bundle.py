@@ -1,0 +1,161 @@
+"""Load and verify an index bundle. Refuses, naming the problem, anything the manifest does not vouch for."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from ..corpus import Document, Segmentation
+from ..errors import BundleCorrupt, BundleNotFound, BundleVersionError, QueryError
+from .dense import DenseIndex
+from .lexical import Bm25Index, Bm25Params
+from .manifest import FORMAT_VERSION, MANIFEST_NAME, Manifest, sha256_file
+from .store import read_store
+from .writer import BM25_DIR, DENSE_FILE, SENTENCE_VECTORS_FILE, STORE_FILE
+
+__all__ = ["Bundle", "read_manifest", "verify_bundle"]
+
+
+def read_manifest(path: str | Path) -> Manifest:
+    path = Path(path)
+    manifest_path = path / MANIFEST_NAME
+    if not path.is_dir():
+        raise BundleNotFound(f"bundle not found: {path}")
+    if not manifest_path.is_file():
+        raise BundleNotFound(f"{path} is not a bundle: no {MANIFEST_NAME}")
+    try:
+        raw: Any = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleCorrupt(f"{manifest_path}: not valid JSON ({exc})") from None
+    version = raw.get("format_version") if isinstance(raw, dict) else None
+    if version != FORMAT_VERSION:
+        raise BundleVersionError(
+            f"{path}: bundle format version {version!r} is not supported (this build reads {FORMAT_VERSION})"
+        )
+    try:
+        return Manifest.model_validate(raw)
+    except ValidationError as exc:
+        raise BundleCorrupt(f"{manifest_path}: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
+
+
+def verify_bundle(path: str | Path, manifest: Manifest) -> None:
+    """Every file the manifest lists exists with its SHA-256; the first difference is named."""
+    path = Path(path)
+    for name in manifest.checked_paths():
+        file = path / name
+        if not file.is_file():
+            raise BundleCorrupt(f"{path}: {name} is missing")
+        entry = manifest.files[name]
+        if file.stat().st_size != entry.bytes or sha256_file(file) != entry.sha256:
+            raise BundleCorrupt(
+                f"{path}: {name} does not match its checksum in the manifest (changed or damaged)"
+            )
+
+
+@dataclass(frozen=True)
+class _FieldIndex:
+    """Metadata value → document rows, for filters applied inside retrieval."""
+
+    values: dict[str, dict[str, np.ndarray]]
+
+
+class Bundle:
+    """A loaded bundle: documents, sentences, units, BM25 and dense indexes, metadata for filters."""
+
+    def __init__(
+        self,
+        path: Path,
+        manifest: Manifest,
+        documents: list[Document],
+        seg: Segmentation,
+        bm25: Bm25Index,
+        dense: DenseIndex,
+        sentence_vectors: np.ndarray,
+    ) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.documents = documents
+        self.seg = seg
+        self.bm25 = bm25
+        self.dense = dense
+        self.unit_vectors = dense.vectors()
+        self.sentence_vectors = sentence_vectors
+        self._fields = self._index_fields(documents)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        bm25: Bm25Params | None = None,
+        ef_search: int = 64,
+        threads: int = 1,
+        verify: bool = True,
+    ) -> Bundle:
+        path = Path(path)
+        manifest = read_manifest(path)
+        if verify:
+            verify_bundle(path, manifest)
+        try:
+            documents, seg = read_store(path / STORE_FILE)
+            lexical = Bm25Index(path / BM25_DIR, seg.unit_doc, bm25 or Bm25Params())
+            dense = DenseIndex(path / DENSE_FILE, ef_search=ef_search, threads=threads)
+            vectors_file = path / SENTENCE_VECTORS_FILE
+            sentence_vectors = (
+                np.load(vectors_file, allow_pickle=False, mmap_mode="r")
+                if vectors_file.exists()
+                else dense.vectors()
+            )
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            raise BundleCorrupt(f"{path}: cannot load ({type(exc).__name__}: {exc})") from None
+        if dense.size != seg.n_units or len(sentence_vectors) != seg.n_sentences:
+            raise BundleCorrupt(f"{path}: index sizes disagree with the store")
+        return cls(path, manifest, documents, seg, lexical, dense, sentence_vectors)
+
+    @staticmethod
+    def _index_fields(documents: list[Document]) -> dict[str, dict[str, np.ndarray]]:
+        rows: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+        for i, doc in enumerate(documents):
+            rows["doc_id"][doc.id].append(i)
+            rows["title"][doc.title].append(i)
+            for key, value in doc.metadata.items():
+                for item in value if isinstance(value, list) else [value]:
+                    if isinstance(item, str | int | float | bool):
+                        rows[key][str(item)].append(i)
+        return {k: {v: np.asarray(r, dtype=np.int64) for v, r in vals.items()} for k, vals in rows.items()}
+
+    def filter_fields(self) -> dict[str, int]:
+        """Filterable fields and how many distinct values each has."""
+        return {field: len(values) for field, values in self._fields.items()}
+
+    def unit_mask(self, filters: dict[str, Any] | None) -> np.ndarray | None:
+        """Boolean mask over units allowed by `filters`, or None for no filter.
+
+        `{field: value}` or `{field: [values]}` keeps documents whose field equals (or, for list fields,
+        contains) one of the values; `{field: {"not": value or [values]}}` excludes them. Fields combine with AND.
+        """
+        if not filters:
+            return None
+        allowed_docs = np.ones(len(self.documents), dtype=bool)
+        for field, condition in filters.items():
+            if field not in self._fields:
+                raise QueryError(f"unknown filter field {field!r} (known: {', '.join(sorted(self._fields))})")
+            negate = isinstance(condition, dict)
+            if negate:
+                if set(condition) != {"not"}:
+                    raise QueryError(f"filter {field!r}: only {{'not': ...}} is supported as an operator")
+                condition = condition["not"]
+            values = condition if isinstance(condition, list) else [condition]
+            matched = np.zeros(len(self.documents), dtype=bool)
+            for value in values:
+                rows = self._fields[field].get(str(value))
+                if rows is not None:
+                    matched[rows] = True
+            allowed_docs &= ~matched if negate else matched
+        return allowed_docs[self.seg.unit_doc]

@@ -1,0 +1,80 @@
+"""manifest.json: what a bundle is, what built it, and the SHA-256 of every file in it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..config import BuildConfig
+from ..errors import BundleCorrupt
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MANIFEST_NAME",
+    "FileEntry",
+    "Manifest",
+    "ModelInfo",
+    "sha256_file",
+    "write_json_atomic",
+]
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+
+
+class FileEntry(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    sha256: str
+    bytes: int
+
+
+class ModelInfo(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str
+    fingerprint: str
+    dim: int
+    query_prefix: str
+    passage_prefix: str
+    max_seq_length: int
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format_version: int
+    corpus_id: str
+    created_at: str
+    embedding_model: ModelInfo
+    build: BuildConfig
+    counts: dict[str, int]
+    skipped: list[dict[str, str]] = Field(default_factory=list)
+    warnings_count: int = 0
+    software: dict[str, str] = Field(default_factory=dict)
+    files: dict[str, FileEntry]
+
+    def checked_paths(self) -> list[str]:
+        """File names, refusing any that could escape the bundle directory."""
+        for name in self.files:
+            pure = PurePosixPath(name)
+            if pure.is_absolute() or ".." in pure.parts or name.startswith("\\") or ":" in name:
+                raise BundleCorrupt(f"manifest lists an unsafe path: {name!r}")
+        return sorted(self.files)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,68 @@
+"""Turn settings into loaded models. Hub ids are fetched (or read from the cache) once, then loaded by folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..config import Settings
+from ..errors import ModelError
+from .base import CrossEncoderModel, EmbeddingModel, known_prefixes, resolve_model_path, weights_fingerprint
+
+__all__ = ["load_embedder", "load_reranker", "model_folder"]
+
+
+def model_folder(reference: str, revision: str | None, settings: Settings) -> tuple[str, str]:
+    """(name, local folder). Downloads from the hub only for a hub id that is not a local path."""
+    name, folder = resolve_model_path(reference)
+    if folder is not None:
+        if not Path(folder, "config.json").exists():
+            raise ModelError(f"model folder {folder} has no config.json")
+        return name, folder
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = snapshot_download(
+            repo_id=reference,
+            revision=revision,
+            cache_dir=settings.models_dir,
+            local_files_only=os.environ.get("HF_HUB_OFFLINE") == "1",
+        )
+    except Exception as exc:  # the hub client raises many types; one clear line is what users need
+        raise ModelError(f"cannot fetch model {reference!r}: {type(exc).__name__}: {exc}") from None
+    return name, folder
+
+
+def load_embedder(settings: Settings) -> EmbeddingModel:
+    name, folder = model_folder(settings.embedding_model, settings.embedding_revision, settings)
+    query_prefix, passage_prefix = known_prefixes(name, folder)
+    if settings.query_prefix is not None:
+        query_prefix = settings.query_prefix
+    if settings.passage_prefix is not None:
+        passage_prefix = settings.passage_prefix
+    from .torch_backend import TorchEmbedder
+
+    try:
+        return TorchEmbedder(
+            folder,
+            name,
+            weights_fingerprint(folder),
+            query_prefix,
+            passage_prefix,
+            settings.max_seq_length,
+            settings.effective_threads(),
+        )
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"cannot load embedding model {settings.embedding_model!r}: {exc}") from None
+
+
+def load_reranker(settings: Settings) -> CrossEncoderModel | None:
+    if not settings.reranker_model:
+        return None
+    name, folder = model_folder(settings.reranker_model, settings.reranker_revision, settings)
+    from .torch_backend import TorchCrossEncoder
+
+    try:
+        return TorchCrossEncoder(folder, name, settings.max_seq_length, settings.effective_threads())
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"cannot load reranker {settings.reranker_model!r}: {exc}") from None

@@ -1,0 +1,91 @@
+"""sentence-transformers backend (torch): building bundles and serving until the onnx backend is chosen."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .base import ModelIdentity
+
+__all__ = ["TorchCrossEncoder", "TorchEmbedder"]
+
+_CHUNK = 2048  # texts handed to sentence-transformers at once: bounds memory, drives the progress bar
+
+
+class TorchEmbedder:
+    def __init__(
+        self,
+        folder: str,
+        name: str,
+        fingerprint: str,
+        query_prefix: str,
+        passage_prefix: str,
+        max_seq_length: int | None,
+        threads: int,
+    ) -> None:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(threads)
+        self._model: Any = SentenceTransformer(folder, device="cpu", local_files_only=True)
+        if max_seq_length:
+            self._model.max_seq_length = max_seq_length
+        dim = self._model.get_embedding_dimension()
+        self.identity = ModelIdentity(
+            name=name,
+            fingerprint=fingerprint,
+            dim=int(dim),
+            query_prefix=query_prefix,
+            passage_prefix=passage_prefix,
+            max_seq_length=int(self._model.max_seq_length),
+        )
+
+    def encode(
+        self, texts: list[str], *, kind: str, batch_size: int = 64, progress: bool = False
+    ) -> np.ndarray:
+        prefix = self.identity.query_prefix if kind == "query" else self.identity.passage_prefix
+        out = np.empty((len(texts), self.identity.dim), dtype=np.float32)
+        bar = tqdm(total=len(texts), desc="embed", unit="unit", disable=not progress, smoothing=0.1)
+        for start in range(0, len(texts), _CHUNK):
+            chunk = [prefix + t for t in texts[start : start + _CHUNK]]
+            vectors = self._model.encode(
+                chunk,
+                batch_size=batch_size,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
+            out[start : start + len(chunk)] = vectors
+            bar.update(len(chunk))
+        bar.close()
+        return out
+
+
+class TorchCrossEncoder:
+    def __init__(self, folder: str, name: str, max_seq_length: int | None, threads: int) -> None:
+        import torch
+        from sentence_transformers import CrossEncoder
+
+        torch.set_num_threads(threads)
+        self.name = name
+        self._model: Any = CrossEncoder(
+            folder, device="cpu", max_length=max_seq_length or 512, local_files_only=True
+        )
+
+    def score(self, query: str, passages: list[str], *, batch_size: int = 32) -> np.ndarray:
+        if not passages:
+            return np.zeros(0, dtype=np.float32)
+        import torch
+
+        logits = self._model.predict(
+            [(query, p) for p in passages],
+            batch_size=batch_size,
+            activation_fn=torch.nn.Identity(),
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        logits = np.asarray(logits, dtype=np.float64).reshape(len(passages), -1)[:, 0]
+        return np.asarray([1.0 / (1.0 + math.exp(-x)) for x in logits], dtype=np.float32)

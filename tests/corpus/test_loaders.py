@@ -1,0 +1,94 @@
+from pathlib import Path
+
+import pytest
+
+from conftest import write_corpus
+from rag.corpus import corpus_id, load_corpus
+from rag.errors import CorpusError
+
+
+def test_loads_every_format_with_titles_and_metadata(corpus_dir: Path) -> None:
+    documents, report = load_corpus(corpus_dir)
+    by_id = {d.id: d for d in documents}
+    assert set(by_id) == {"cats.html", "paris.md", "water.txt", "photo", "roots"}
+    assert by_id["paris.md"].title == "Paris"
+    assert by_id["water.txt"].title == "water"
+    cats = by_id["cats.html"]
+    assert cats.title == "Cats"
+    assert "Cats sleep most of the day." in cats.text and "<p>" not in cats.text
+    assert "color: red" not in cats.text and "var x" not in cats.text
+    assert by_id["roots"].metadata == {"source": "plants.jsonl", "tags": ["biology", "botany"]}
+    assert report.warnings == []
+
+
+def test_beir_corpus_jsonl_uses_underscore_id(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.jsonl"
+    path.write_text('{"_id": "d1", "title": "T", "text": "Some text.", "metadata": {}}\n')
+    documents, _ = load_corpus(path)
+    assert documents[0].id == "d1" and documents[0].title == "T"
+
+
+def test_empty_file_and_empty_record_are_skipped_with_a_warning(tmp_path: Path) -> None:
+    write_corpus(
+        tmp_path, {"a.txt": "Real text.", "empty.txt": "", "blank.jsonl": '{"id": "x", "text": "  "}\n'}
+    )
+    documents, report = load_corpus(tmp_path)
+    assert [d.id for d in documents] == ["a.txt"]
+    assert {s["reason"] for s in report.skipped} == {"empty file", "no text"}
+
+
+def test_invalid_utf8_is_replaced_and_reported(tmp_path: Path) -> None:
+    write_corpus(tmp_path, {"bad.txt": b"Caf\xe9 au lait. Fine text."})
+    documents, report = load_corpus(tmp_path)
+    assert documents[0].text == "Caf\ufffd au lait. Fine text."
+    assert "1 invalid UTF-8 byte(s) replaced" in report.warnings[0]
+
+
+def test_a_50_mb_document_is_skipped_with_a_clear_reason(tmp_path: Path) -> None:
+    big = tmp_path / "big.txt"
+    with big.open("w") as handle:
+        line = "This sentence repeats to make a very large document. " * 20 + "\n"
+        while handle.tell() < 50_000_000:
+            handle.write(line)
+    write_corpus(tmp_path, {"small.txt": "A small document."})
+    documents, report = load_corpus(tmp_path, max_document_chars=10_000_000)
+    assert [d.id for d in documents] == ["small.txt"]
+    assert "exceeds max_document_chars" in report.skipped[0]["reason"]
+
+
+def test_duplicate_ids(tmp_path: Path) -> None:
+    write_corpus(
+        tmp_path, {"a.jsonl": '{"id": "1", "text": "Same."}\n', "b.jsonl": '{"id": "1", "text": "Same."}\n'}
+    )
+    documents, report = load_corpus(tmp_path)
+    assert len(documents) == 1 and "duplicate id '1'" in report.warnings[0]
+    write_corpus(tmp_path, {"b.jsonl": '{"id": "1", "text": "Different."}\n'})
+    with pytest.raises(CorpusError, match="duplicate document id '1' with different content"):
+        load_corpus(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({}, "has no documents"),
+        ({"x.jsonl": "not json\n"}, "x.jsonl:1: not valid JSON"),
+        ({"x.jsonl": '{"text": "no id"}\n'}, "no 'id'"),
+        ({"notes.csv": "a,b"}, "has no documents"),
+    ],
+)
+def test_unusable_corpora_raise_one_clear_error(tmp_path: Path, files: dict[str, str], message: str) -> None:
+    write_corpus(tmp_path / "c", files)
+    with pytest.raises(CorpusError, match=message):
+        load_corpus(tmp_path / "c")
+
+
+def test_missing_corpus(tmp_path: Path) -> None:
+    with pytest.raises(CorpusError, match="corpus not found"):
+        load_corpus(tmp_path / "nope")
+
+
+def test_corpus_id_depends_on_content_not_order(corpus_dir: Path) -> None:
+    documents, _ = load_corpus(corpus_dir)
+    assert corpus_id(documents) == corpus_id(list(reversed(documents)))
+    changed = [*documents[:-1], type(documents[-1])(documents[-1].id, "x", documents[-1].text + "!")]
+    assert corpus_id(changed) != corpus_id(documents)

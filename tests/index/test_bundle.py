@@ -1,0 +1,143 @@
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.config import BuildConfig
+from rag.corpus import load_corpus
+from rag.errors import BundleCorrupt, BundleError, BundleModelMismatch, BundleNotFound, BundleVersionError
+from rag.index import Bundle, build_bundle, read_manifest
+from rag.pipeline import Pipeline
+
+
+def checksums(path: Path) -> dict[str, str]:
+    return {name: entry.sha256 for name, entry in read_manifest(path).files.items()}
+
+
+def test_bundle_layout_and_manifest(sample_bundle: Path, embedder) -> None:
+    manifest = read_manifest(sample_bundle)
+    assert set(manifest.files) == {
+        "store.sqlite",
+        "dense.faiss",
+        "bm25/body_data.npy",
+        "bm25/body_indices.npy",
+        "bm25/body_indptr.npy",
+        "bm25/title_data.npy",
+        "bm25/title_indices.npy",
+        "bm25/title_indptr.npy",
+        "bm25/vocab.json",
+        "bm25/params.json",
+    }
+    assert manifest.format_version == 1
+    assert manifest.embedding_model.fingerprint == embedder.identity.fingerprint
+    assert manifest.embedding_model.dim == 32
+    assert manifest.embedding_model.query_prefix == "query: "
+    assert manifest.counts["documents"] == 5 and manifest.counts["sentences"] == manifest.counts["units"]
+    assert len(manifest.corpus_id) == 16 and manifest.created_at
+
+
+def test_same_corpus_and_config_give_the_same_checksums(tmp_path: Path, corpus_dir: Path, embedder) -> None:
+    documents, _ = load_corpus(corpus_dir)
+    for unit, index in (("sentence", "flat"), ("passage", "hnsw")):
+        config = BuildConfig(unit=unit, dense_index=index, passage_tokens=16)
+        build_bundle(documents, embedder, tmp_path / f"a-{unit}", config)
+        build_bundle(list(documents), embedder, tmp_path / f"b-{unit}", config)
+        assert checksums(tmp_path / f"a-{unit}") == checksums(tmp_path / f"b-{unit}")
+
+
+def test_warm_build_from_the_embedding_cache_is_byte_identical(
+    tmp_path: Path, corpus_dir: Path, embedder
+) -> None:
+    documents, _ = load_corpus(corpus_dir)
+    cache = tmp_path / "cache.sqlite"
+    cold = build_bundle(documents, embedder, tmp_path / "cold", BuildConfig(), cache_path=cache)
+    warm = build_bundle(documents, embedder, tmp_path / "warm", BuildConfig(), cache_path=cache)
+    assert cold.embedded > 0 and warm.embedded == 0 and warm.cache_hits == cold.embedded
+    assert checksums(tmp_path / "cold") == checksums(tmp_path / "warm")
+
+
+def test_changed_file_is_refused_naming_it(tmp_path: Path, sample_bundle: Path) -> None:
+    bundle = shutil.copytree(sample_bundle, tmp_path / "b")
+    with (bundle / "bm25" / "vocab.json").open("a") as handle:
+        handle.write(" ")
+    with pytest.raises(BundleCorrupt, match=r"bm25/vocab\.json does not match its checksum"):
+        Bundle.load(bundle)
+    (bundle / "bm25" / "vocab.json").unlink()
+    with pytest.raises(BundleCorrupt, match=r"bm25/vocab\.json is missing"):
+        Bundle.load(bundle)
+
+
+def test_unknown_format_version_and_unsafe_paths_are_refused(tmp_path: Path, sample_bundle: Path) -> None:
+    bundle = shutil.copytree(sample_bundle, tmp_path / "b")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    (bundle / "manifest.json").write_text(json.dumps({**manifest, "format_version": 99}))
+    with pytest.raises(BundleVersionError, match="format version 99 is not supported"):
+        Bundle.load(bundle)
+    files = {**manifest["files"], "../escape": manifest["files"]["dense.faiss"]}
+    (bundle / "manifest.json").write_text(json.dumps({**manifest, "files": files}))
+    with pytest.raises(BundleCorrupt, match="unsafe path"):
+        Bundle.load(bundle)
+    (bundle / "manifest.json").write_text("{not json")
+    with pytest.raises(BundleCorrupt, match="not valid JSON"):
+        Bundle.load(bundle)
+
+
+def test_missing_bundle(tmp_path: Path) -> None:
+    with pytest.raises(BundleNotFound, match="bundle not found"):
+        Bundle.load(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BundleNotFound, match=r"no manifest\.json"):
+        Bundle.load(tmp_path / "empty")
+
+
+def test_bundle_built_with_another_model_is_refused(sample_bundle: Path, tiny_models) -> None:
+    from rag.config import Settings
+    from rag.models import load_embedder
+
+    other = load_embedder(Settings(embedding_model=str(tiny_models["e5_other"])))
+    with pytest.raises(BundleModelMismatch, match="was built with embedding model 'tiny-e5-bert'"):
+        Pipeline(Bundle.load(sample_bundle), other)
+
+
+def test_a_failed_build_leaves_the_existing_bundle_untouched(
+    tmp_path: Path, corpus_dir: Path, embedder
+) -> None:
+    documents, _ = load_corpus(corpus_dir)
+    good = build_bundle(documents, embedder, tmp_path / "bundle", BuildConfig())
+    before = checksums(good.path)
+
+    class Exploding:
+        identity = embedder.identity
+
+        def encode(self, *args, **kwargs):
+            raise RuntimeError("killed mid-build")
+
+    with pytest.raises(RuntimeError, match="killed mid-build"):
+        build_bundle(documents, Exploding(), tmp_path / "bundle", BuildConfig(), overwrite=True)
+    assert checksums(tmp_path / "bundle") == before
+    Bundle.load(tmp_path / "bundle")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "corpus"]  # no temporary directory left
+    with pytest.raises(BundleError, match="already exists"):
+        build_bundle(documents, embedder, tmp_path / "bundle", BuildConfig())
+
+
+def test_filters_select_inside_retrieval(sample_bundle: Path) -> None:
+    bundle = Bundle.load(sample_bundle)
+    mask = bundle.unit_mask({"tags": "botany"})
+    docs = {bundle.documents[d].id for d in bundle.seg.unit_doc[mask]}
+    assert docs == {"roots"}
+    mask = bundle.unit_mask(
+        {"tags": {"not": ["biology"]}, "source": ["paris.md", "water.txt", "plants.jsonl"]}
+    )
+    assert {bundle.documents[d].id for d in bundle.seg.unit_doc[mask]} == {"paris.md", "water.txt"}
+    ids, _ = bundle.dense.search(np.ones(bundle.dense.dim, dtype=np.float32), 50, mask)
+    assert set(ids.tolist()) == set(np.flatnonzero(mask).tolist())
+
+
+def test_sample_corpus_loads_into_the_store(sample_bundle: Path) -> None:
+    bundle = Bundle.load(sample_bundle)
+    for d, s, e in zip(bundle.seg.sent_doc, bundle.seg.sent_start, bundle.seg.sent_end, strict=True):
+        text = bundle.documents[d].text[s:e]
+        assert text and text == text.strip()

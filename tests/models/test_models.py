@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+
+from rag.config import Settings
+from rag.errors import ModelError
+from rag.models import OFFLINE_MINILM, known_prefixes, load_embedder
+
+
+def test_e5_family_gets_query_and_passage_prefixes(embedder, tiny_models) -> None:
+    assert (embedder.identity.query_prefix, embedder.identity.passage_prefix) == ("query: ", "passage: ")
+    query = embedder.encode(["boiling water"], kind="query")
+    same = embedder.encode(["query: boiling water"], kind="passage")
+    # "passage: query: boiling water" != "query: boiling water": prefixes are applied per kind
+    assert not np.allclose(query, same)
+    override = load_embedder(
+        Settings(embedding_model=str(tiny_models["e5"]), query_prefix="", passage_prefix="")
+    )
+    np.testing.assert_allclose(override.encode(["query: boiling water"], kind="passage"), query, atol=1e-6)
+
+
+def test_vectors_are_float32_and_unit_length(embedder) -> None:
+    vectors = embedder.encode(["a", "b c d", "Water boils."], kind="passage", batch_size=2)
+    assert vectors.dtype == np.float32 and vectors.shape == (3, 32)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_known_prefixes_by_family() -> None:
+    assert known_prefixes("intfloat/e5-base-v2", None) == ("query: ", "passage: ")
+    assert known_prefixes("sentence-transformers/all-MiniLM-L6-v2", None) == ("", "")
+
+
+def test_reranker_scores_are_probabilities(reranker) -> None:
+    scores = reranker.score("what boils", ["Water boils at 100 degrees.", "Cats sleep.", "x"])
+    assert scores.shape == (3,) and scores.dtype == np.float32 and ((scores > 0) & (scores < 1)).all()
+    assert reranker.score("q", []).shape == (0,)
+
+
+def test_offline_minilm_from_its_package_has_no_prefix() -> None:
+    model = load_embedder(Settings(embedding_model=OFFLINE_MINILM, threads=1))
+    assert model.identity.name == "all-MiniLM-L6-v2" and model.identity.dim == 384
+    assert model.identity.query_prefix == "" and model.identity.max_seq_length == 256
+    a, b, c = model.encode(
+        ["A man is eating food.", "A man eats a meal.", "The stock market fell."], kind="passage"
+    )
+    assert a @ b > 0.6 > a @ c
+
+
+def test_missing_model_folder_and_package_give_model_errors(tmp_path) -> None:
+    (tmp_path / "empty-model").mkdir()
+    with pytest.raises(ModelError, match=r"has no config\.json"):
+        load_embedder(Settings(embedding_model=str(tmp_path / "empty-model")))
+    with pytest.raises(ModelError, match="not installed"):
+        load_embedder(Settings(embedding_model="pkg:no_such_model_package"))

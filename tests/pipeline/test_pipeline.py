@@ -1,0 +1,111 @@
+from pathlib import Path
+
+import pytest
+
+from rag.config import RetrievalParams
+from rag.errors import QueryError
+from rag.index import Bundle
+from rag.pipeline import Pipeline
+
+
+@pytest.fixture(scope="module")
+def pipeline(sample_bundle: Path, embedder, reranker) -> Pipeline:
+    return Pipeline(
+        Bundle.load(sample_bundle),
+        embedder,
+        reranker,
+        RetrievalParams(abstain_threshold=-1.0, abstain_rerank_threshold=0.0),
+    )
+
+
+def test_answer_is_verbatim_evidence_with_exact_citations(pipeline: Pipeline) -> None:
+    answer = pipeline.answer("When was the Eiffel Tower completed?")
+    assert not answer.abstained and answer.answer
+    assert 1 <= len(answer.evidence) <= 3
+    docs = {d.id: d for d in pipeline.bundle.documents}
+    for e in answer.evidence:
+        assert docs[e.doc_id].text[e.char_start : e.char_end] == e.text
+        assert e.sentence_id.startswith(e.doc_id + "#") and e.title == docs[e.doc_id].title
+    assert answer.answer == " ".join(e.text for e in answer.evidence)
+    assert {"embed", "bm25", "dense", "fuse", "rerank", "select", "compose", "total"} <= set(
+        answer.timings_ms
+    )
+    assert answer.corpus_id == pipeline.bundle.manifest.corpus_id
+
+
+def test_lexical_match_wins_without_dense_or_rerank(pipeline: Pipeline) -> None:
+    params = RetrievalParams(alpha=0.0, rerank=False, abstain_threshold=-1.0)
+    answer = pipeline.answer("Eiffel Tower completed", params)
+    assert answer.evidence[0].text == "The Eiffel Tower was completed in 1889."
+    assert "rerank" not in answer.timings_ms
+
+
+def test_filters_apply_inside_retrieval_not_after_truncation(pipeline: Pipeline) -> None:
+    # With bm25_top_k=1 and dense_top_k=1 an unfiltered search keeps only the best unit; the filter must make
+    # the search itself pick from the allowed document.
+    params = RetrievalParams(bm25_top_k=1, dense_top_k=1, rerank=False, abstain_threshold=-1.0)
+    hits = pipeline.search("Eiffel Tower", params, filters={"doc_id": "roots"}).hits
+    assert hits and {h.doc_id for h in hits} == {"roots"}
+    excluded = pipeline.search("Eiffel Tower", params, filters={"doc_id": {"not": "paris.md"}}).hits
+    assert "paris.md" not in {h.doc_id for h in excluded}
+
+
+def test_rrf_fusion_and_passage_units(pipeline: Pipeline) -> None:
+    answer = pipeline.answer(
+        "water boiling temperature", RetrievalParams(fusion="rrf", rerank=False, abstain_threshold=-1.0)
+    )
+    assert answer.evidence and answer.evidence[0].doc_id == "water.txt"
+
+
+def test_abstains_when_evidence_is_weak(pipeline: Pipeline) -> None:
+    strict = RetrievalParams(rerank=False, abstain_threshold=1.01)
+    answer = pipeline.answer("When was the Eiffel Tower completed?", strict)
+    assert answer.abstained and answer.answer is None
+    assert answer.reason and "below the threshold 1.010" in answer.reason
+    assert answer.evidence  # what was found is still shown
+    reranked = pipeline.answer("When was the Eiffel Tower completed?", {"abstain_rerank_threshold": 1.0})
+    assert reranked.abstained and "reranker score" in (reranked.reason or "")
+
+
+def test_no_evidence_inside_the_filter(pipeline: Pipeline) -> None:
+    answer = pipeline.answer(
+        "zebra quantum", RetrievalParams(alpha=0.0, rerank=False), filters={"doc_id": "roots"}
+    )
+    assert (
+        answer.abstained and answer.reason == "no evidence found within the filters" and answer.evidence == []
+    )
+
+
+@pytest.mark.parametrize(
+    ("question", "filters", "message"),
+    [
+        ("   ", None, "empty"),
+        ("x" * 2001, None, "longer than 2000"),
+        ("water", {"colour": "red"}, "unknown filter field 'colour'"),
+        ("water", {"tags": {"gt": 1}}, "only {'not': ...}"),
+    ],
+)
+def test_bad_queries_raise_query_error(pipeline: Pipeline, question: str, filters, message: str) -> None:
+    with pytest.raises(QueryError, match=message):
+        pipeline.answer(question, filters=filters)
+
+
+def test_document_units_pick_sentences_inside_the_best_documents(
+    tmp_path: Path, corpus_dir: Path, embedder
+) -> None:
+    from rag.config import BuildConfig
+    from rag.corpus import load_corpus
+    from rag.index import build_bundle
+
+    documents, _ = load_corpus(corpus_dir)
+    build_bundle(documents, embedder, tmp_path / "docs", BuildConfig(unit="document"))
+    pipeline = Pipeline(
+        Bundle.load(tmp_path / "docs"), embedder, None, RetrievalParams(alpha=0.0, abstain_threshold=-1.0)
+    )
+    assert pipeline.bundle.seg.n_units == 5 and pipeline.bundle.sentence_vectors.shape[0] > 5
+    answer = pipeline.answer("Eiffel Tower completed 1889")
+    assert answer.evidence[0].doc_id == "paris.md"
+    text = {d.id: d.text for d in documents}["paris.md"]
+    assert all(text[e.char_start : e.char_end] == e.text for e in answer.evidence)
+    ranked = pipeline.ranked_documents("Eiffel Tower")
+    assert ranked[0][0] == "paris.md" and len({d for d, _ in ranked}) == len(ranked)

@@ -1,0 +1,88 @@
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import write_corpus
+from rag.cli import main
+
+
+@pytest.fixture()
+def env(monkeypatch: pytest.MonkeyPatch, tiny_models) -> None:
+    monkeypatch.setenv("RAG_EMBEDDING_MODEL", str(tiny_models["e5"]))
+    monkeypatch.setenv("RAG_RERANKER_MODEL", str(tiny_models["reranker"]))
+    monkeypatch.setenv("RAG_ABSTAIN_RERANK_THRESHOLD", "0")
+    monkeypatch.setenv("RAG_THREADS", "1")
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_build_then_ask_pretty_and_json(env, tmp_path: Path, corpus_dir: Path, capsys) -> None:
+    code, out, _ = run(capsys, "build", str(corpus_dir), "--out", str(tmp_path / "b"), "--quiet")
+    assert code == 0 and "built" in out and "5 documents" in out
+    code, out, _ = run(capsys, "ask", str(tmp_path / "b"), "When was the Eiffel Tower completed?")
+    assert code == 0 and "[1]" in out and "confidence" in out
+    code, out, _ = run(
+        capsys, "ask", str(tmp_path / "b"), "Eiffel Tower", "--json", "--filters", '{"doc_id": "paris.md"}'
+    )
+    answer = json.loads(out)
+    assert code == 0 and {e["doc_id"] for e in answer["evidence"]} == {"paris.md"}
+    code, _, err = run(capsys, "build", str(corpus_dir), "--out", str(tmp_path / "b"), "--quiet")
+    assert code == 2 and "already exists" in err
+
+
+def test_batch_is_resumable_after_a_torn_write(env, tmp_path: Path, sample_bundle: Path, capsys) -> None:
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        "\n".join(
+            json.dumps({"id": f"q{i}", "question": q})
+            for i, q in enumerate(
+                ["Where is Paris?", "What do cats do?", "How do roots work?", "Water boiling point?"]
+            )
+        )
+        + "\n"
+    )
+    out = tmp_path / "answers.jsonl"
+    first = json.dumps({"id": "q0", "question": "Where is Paris?", "answer": "kept"})
+    out.write_text(first + "\n" + '{"id": "q1", "quest')  # a crash in the middle of writing q1
+    code, _, err = run(capsys, "ask", str(sample_bundle), "--batch", str(questions), "--out", str(out))
+    assert code == 0 and "answered 3, already done 1" in err
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in records] == ["q0", "q1", "q2", "q3"]
+    assert records[0]["answer"] == "kept" and all("evidence" in r for r in records[1:])
+    code, _, err = run(capsys, "ask", str(sample_bundle), "--batch", str(questions), "--out", str(out))
+    assert "answered 0, already done 4" in err
+
+
+def test_errors_exit_2_with_one_line(
+    env, tmp_path: Path, sample_bundle: Path, capsys, tiny_models, monkeypatch
+) -> None:
+    cases = []
+    cases.append((["ask", str(tmp_path / "missing"), "q"], "bundle not found"))
+    corrupt = shutil.copytree(sample_bundle, tmp_path / "corrupt")
+    (corrupt / "store.sqlite").write_bytes(b"garbage")
+    cases.append((["ask", str(corrupt), "q"], "store.sqlite does not match its checksum"))
+    empty = write_corpus(tmp_path / "empty", {"a.txt": ""})
+    cases.append((["build", str(empty), "--out", str(tmp_path / "x")], "has no documents"))
+    cases.append((["ask", str(sample_bundle), "  "], "the question is empty"))
+    for argv, message in cases:
+        code, _, err = run(capsys, *argv)
+        assert code == 2, argv
+        assert err.startswith("rag: error: ") and message in err and err.count("\n") == 1, err
+    monkeypatch.setenv("RAG_EMBEDDING_MODEL", str(tiny_models["e5_other"]))
+    code, _, err = run(capsys, "ask", str(sample_bundle), "q")
+    assert code == 2 and "was built with embedding model 'tiny-e5-bert'" in err
+
+
+def test_console_script_is_installed() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "rag.cli", "--help"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0 and "build" in result.stdout and "eval" in result.stdout
