@@ -10,10 +10,17 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DEFAULT_EMBEDDING_MODEL", "DEFAULT_RERANKER_MODEL", "BuildConfig", "RetrievalParams", "Settings"]
+__all__ = [
+    "DEFAULT_EMBEDDING_MODEL",
+    "DEFAULT_RERANKER_MODEL",
+    "Bm25Params",
+    "BuildConfig",
+    "RetrievalParams",
+    "Settings",
+]
 
 DEFAULT_EMBEDDING_MODEL = "intfloat/e5-base-v2"
 DEFAULT_RERANKER_MODEL = "BAAI/bge-reranker-base"
@@ -51,9 +58,6 @@ class RetrievalParams(BaseModel):
     fusion: Fusion = "convex"
     alpha: float = Field(0.4, ge=0.0, le=1.0, description="dense weight in convex fusion")
     rrf_k: int = Field(60, ge=1)
-    fusion_fill: Literal["exact", "zero"] = Field(
-        "exact", description="score a unit missing from one top list by its exact score there, or by 0"
-    )
     rerank: bool = True
     rerank_top_n: int = Field(20, ge=1, le=200)
     evidence_k: int = Field(3, ge=1, le=20, description="at most this many evidence sentences")
@@ -70,14 +74,42 @@ class RetrievalParams(BaseModel):
         le=1.0,
         description="share of the unit's score in a sentence's score (passage/document units)",
     )
+    sentence_weight: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="passage/document units: share of the best sentence's similarity in the unit's score",
+    )
     abstain_threshold: float = Field(0.3, description="abstain when the confidence is below this")
     abstain_rerank_threshold: float = Field(
         0.1, description="the same, when the confidence is a reranker score"
     )
 
 
+class Bm25Params(BaseModel):
+    """BM25 scoring, applied when a bundle is loaded (no rebuild needed to change it).
+
+    Defaults chosen on SciFact's train queries (docs/EVALUATION.md).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    k1: float = Field(1.2, gt=0.0)
+    b: float = Field(0.9, ge=0.0, le=1.0)
+    title_weight: float = Field(2.0, ge=0.0, description="title term counts are multiplied by this")
+
+
+_BUILD = BuildConfig()
+_QUERY = RetrievalParams()
+_BM25 = Bm25Params()
+
+
 class Settings(BaseSettings):
-    """The service's configuration. Every field is `RAG_<NAME>` in the environment."""
+    """The service's configuration. Every field is `RAG_<NAME>` in the environment.
+
+    Build, BM25 and query fields take their defaults (and, through `_check_views`, their ranges) from
+    BuildConfig, Bm25Params and RetrievalParams, so each default is written once.
+    """
 
     model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore", frozen=True)
 
@@ -92,41 +124,48 @@ class Settings(BaseSettings):
     max_seq_length: int | None = Field(None, ge=8, le=8192)
     threads: int = Field(0, ge=0, description="intra-op threads; 0 = the cores this process may use")
     models_dir: str | None = Field(None, description="where downloaded models are cached")
+    hnsw_ef_search: int = Field(64, ge=1)
 
     # build (see BuildConfig)
-    unit: Unit = "sentence"
-    passage_tokens: int = 200
-    unit_title: bool = True
-    dense_index: Literal["flat", "hnsw"] = "flat"
-    hnsw_m: int = 32
-    hnsw_ef_construction: int = 200
-    hnsw_ef_search: int = Field(64, ge=1)
-    stemmer: Literal["english", "none"] = "english"
-    max_sentence_chars: int = 2000
-    max_document_chars: int = 10_000_000
-    batch_size: int = 64
+    unit: Unit = _BUILD.unit
+    passage_tokens: int = _BUILD.passage_tokens
+    unit_title: bool = _BUILD.unit_title
+    dense_index: Literal["flat", "hnsw"] = _BUILD.dense_index
+    hnsw_m: int = _BUILD.hnsw_m
+    hnsw_ef_construction: int = _BUILD.hnsw_ef_construction
+    stemmer: Literal["english", "none"] = _BUILD.stemmer
+    max_sentence_chars: int = _BUILD.max_sentence_chars
+    max_document_chars: int = _BUILD.max_document_chars
+    batch_size: int = _BUILD.batch_size
 
-    # lexical scoring, applied when a bundle is loaded (no rebuild needed to change them)
-    bm25_k1: float = Field(1.2, gt=0.0)
-    bm25_b: float = Field(0.75, ge=0.0, le=1.0)
-    bm25_title_weight: float = Field(1.0, ge=0.0, description="title term counts are multiplied by this")
+    # lexical scoring (see Bm25Params)
+    bm25_k1: float = _BM25.k1
+    bm25_b: float = _BM25.b
+    bm25_title_weight: float = _BM25.title_weight
 
     # query defaults (see RetrievalParams)
-    bm25_top_k: int = 100
-    dense_top_k: int = 100
-    fusion: Fusion = "convex"
-    alpha: float = 0.4
-    rrf_k: int = 60
-    fusion_fill: Literal["exact", "zero"] = "exact"
-    rerank: bool = True
-    rerank_top_n: int = 20
-    evidence_k: int = 3
-    evidence_min_ratio: float = 0.5
-    mmr_lambda: float = 0.7
-    unit_weight: float = 0.5
-    sentence_weight: float = 0.0
-    abstain_threshold: float = 0.3
-    abstain_rerank_threshold: float = 0.1
+    bm25_top_k: int = _QUERY.bm25_top_k
+    dense_top_k: int = _QUERY.dense_top_k
+    fusion: Fusion = _QUERY.fusion
+    alpha: float = _QUERY.alpha
+    rrf_k: int = _QUERY.rrf_k
+    rerank: bool = _QUERY.rerank
+    rerank_top_n: int = _QUERY.rerank_top_n
+    evidence_k: int = _QUERY.evidence_k
+    evidence_min_ratio: float = _QUERY.evidence_min_ratio
+    mmr_lambda: float = _QUERY.mmr_lambda
+    unit_weight: float = _QUERY.unit_weight
+    sentence_weight: float = _QUERY.sentence_weight
+    abstain_threshold: float = _QUERY.abstain_threshold
+    abstain_rerank_threshold: float = _QUERY.abstain_rerank_threshold
+
+    @model_validator(mode="after")
+    def _check_views(self) -> Settings:
+        # Out-of-range values fail here, at startup, naming the field — not at the first build or query.
+        self.build_config()
+        self.retrieval_params()
+        self.bm25_params()
+        return self
 
     @field_validator("reranker_model", "embedding_revision", "reranker_revision", mode="before")
     @classmethod
@@ -139,6 +178,9 @@ class Settings(BaseSettings):
 
     def retrieval_params(self) -> RetrievalParams:
         return RetrievalParams(**{name: getattr(self, name) for name in RetrievalParams.model_fields})
+
+    def bm25_params(self) -> Bm25Params:
+        return Bm25Params(k1=self.bm25_k1, b=self.bm25_b, title_weight=self.bm25_title_weight)
 
     def effective_threads(self) -> int:
         if self.threads:

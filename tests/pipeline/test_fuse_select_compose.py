@@ -10,29 +10,17 @@ def test_top_k_orders_by_score_then_index_and_respects_the_mask() -> None:
     assert top_k(scores, 10, allowed=np.array([1, 0, 1, 0, 1], dtype=bool)).tolist() == [4, 2]
 
 
-def test_convex_fusion_minmax_with_zero_fill() -> None:
+def test_convex_fusion_minmax_with_missing_as_zero() -> None:
     units, fused = convex_fusion(
-        np.array([1, 2]), np.array([10.0, 5.0]), np.array([2, 3]), np.array([0.9, 0.5]), None, None, alpha=0.4
+        np.array([1, 2]), np.array([10.0, 5.0]), np.array([2, 3]), np.array([0.9, 0.5]), 0.4
     )
     got = dict(zip(units.tolist(), fused.tolist(), strict=True))
     assert got == pytest.approx({1: 0.6, 2: 0.4, 3: 0.0})
     assert units.tolist() == [1, 2, 3]
-
-
-def test_convex_fusion_exact_fill_scores_the_missing_side() -> None:
-    bm25_of = np.array([10.0, 5.0, 7.5])  # scores of union [1, 2, 3]
-    dense_of = np.array([0.7, 0.9, 0.5])
-    units, fused = convex_fusion(
-        np.array([1, 2]),
-        np.array([10.0, 5.0]),
-        np.array([2, 3]),
-        np.array([0.9, 0.5]),
-        bm25_of,
-        dense_of,
-        alpha=0.5,
+    only_dense, scores = convex_fusion(
+        np.zeros(0, dtype=np.int64), np.zeros(0), np.array([4]), np.array([0.3]), 1.0
     )
-    got = dict(zip(units.tolist(), fused.tolist(), strict=True))
-    assert got == pytest.approx({1: 0.5 + 0.25, 2: 0.5, 3: 0.25})
+    assert only_dense.tolist() == [4] and scores.tolist() == [1.0]
 
 
 def test_rrf() -> None:

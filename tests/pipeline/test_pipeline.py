@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rag.config import RetrievalParams
@@ -109,3 +110,25 @@ def test_document_units_pick_sentences_inside_the_best_documents(
     assert all(text[e.char_start : e.char_end] == e.text for e in answer.evidence)
     ranked = pipeline.ranked_documents("Eiffel Tower")
     assert ranked[0][0] == "paris.md" and len({d for d, _ in ranked}) == len(ranked)
+
+
+def test_best_sentence_signal_reorders_document_units(tmp_path: Path, embedder) -> None:
+    from rag.config import BuildConfig
+    from rag.corpus import Document
+    from rag.index import build_bundle
+
+    filler = " ".join(f"Filler sentence number {i} talks about nothing much." for i in range(12))
+    documents = [
+        Document("long", "Long", filler + " Water boils at 100 degrees Celsius at sea level."),
+        Document("short", "Short", "Cats sleep most of the day."),
+    ]
+    build_bundle(documents, embedder, tmp_path / "b", BuildConfig(unit="document"))
+    bundle = Bundle.load(tmp_path / "b")
+    pipeline = Pipeline(bundle, embedder, None, RetrievalParams(rerank=False))
+    q = embedder.encode(["Water boils at 100 degrees Celsius at sea level."], kind="query")[0]
+    best = pipeline._best_sentence_similarity(np.array([0, 1]), q)
+    sims = np.asarray(bundle.sentence_vectors) @ q
+    assert best[0] == pytest.approx(sims[:13].max()) and best[1] == pytest.approx(sims[13])
+    only_sentences = RetrievalParams(rerank=False, alpha=1.0, sentence_weight=1.0)
+    ranking = pipeline.rank("Water boils at 100 degrees Celsius at sea level.", only_sentences)
+    assert ranking.units[0] == int(np.argmax(best))

@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,7 @@ class Variant:
     params: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
-        return {"bundle": self.bundle, "bm25": self.bm25.__dict__, **self.params}
+        return {"bundle": self.bundle, "bm25": self.bm25.model_dump(), **self.params}
 
 
 class EvalRunner:
@@ -141,16 +141,9 @@ class EvalRunner:
         for qid, per_doc in data.evidence.items():
             question = data.queries[qid]
             ranking = pipeline.rank(question)
-            seg = pipeline.bundle.seg
-            top: list[tuple[str, tuple[int, int]]] = []
-            for unit in ranking.units[: max(ks)].tolist():
-                for row in range(int(seg.unit_first[unit]), int(seg.unit_last[unit])):
-                    top.append(
-                        (
-                            pipeline.bundle.documents[seg.sent_doc[row]].id,
-                            (int(seg.sent_start[row]), int(seg.sent_end[row])),
-                        )
-                    )
+            top = [
+                (e.doc_id, (e.char_start, e.char_end)) for e in _ranked_sentences(pipeline, ranking, max(ks))
+            ]
             answer = pipeline.compose(question, ranking, pipeline.params)
             picked = [(e.doc_id, (e.char_start, e.char_end)) for e in answer.evidence]
             for doc_id, spans in per_doc.items():
@@ -171,18 +164,11 @@ class EvalRunner:
         docs = self.bundle(
             "scifact-document", test.documents, replace_cfg(base, unit="document", unit_title=True)
         )
-        sent = self.bundle(
-            "scifact-sentence", test.documents, replace_cfg(base, unit="sentence", unit_title=False)
-        )
-        sent_t = self.bundle(
-            "scifact-sentence-title", test.documents, replace_cfg(base, unit="sentence", unit_title=True)
-        )
 
         bm25s_defaults = Bm25Params(k1=1.5, b=0.75, title_weight=1.0)
         plain = {
             "alpha": 0.4,
             "fusion": "convex",
-            "fusion_fill": "zero",
             "bm25_top_k": 100,
             "dense_top_k": 100,
         }
@@ -214,7 +200,12 @@ class EvalRunner:
         best_bm25 = max(
             (
                 evaluate(
-                    Variant(f"bm25 k1={k1} b={b} title×{tw}", docs, Bm25Params(k1, b, tw), bm25_only),
+                    Variant(
+                        f"bm25 k1={k1} b={b} title×{tw}",
+                        docs,
+                        Bm25Params(k1=k1, b=b, title_weight=tw),
+                        bm25_only,
+                    ),
                     "sweep-bm25",
                 )
                 for k1, b, tw in itertools.product((0.9, 1.2, 1.5), (0.5, 0.75, 0.9), (1.0, 2.0))
@@ -224,8 +215,8 @@ class EvalRunner:
         bm25 = Bm25Params(**best_bm25["bm25"])
         # Stage 2: fusion, chosen on train.
         fusion_grid = [
-            {"fusion": "convex", "alpha": a, "fusion_fill": fill, "bm25_top_k": 100, "dense_top_k": 100}
-            for a, fill in itertools.product((0.3, 0.4, 0.5, 0.6, 0.7), ("zero", "exact"))
+            {"fusion": "convex", "alpha": a, "bm25_top_k": 100, "dense_top_k": 100}
+            for a in (0.3, 0.4, 0.5, 0.6, 0.7)
         ] + [{"fusion": "rrf", "rrf_k": k, "bm25_top_k": 100, "dense_top_k": 100} for k in (10, 60)]
         fused = [
             evaluate(
@@ -243,13 +234,26 @@ class EvalRunner:
         best_fusion = max(fused, key=lambda r: r["train"]["ndcg@10"])
         fusion_params = {k: v for k, v in best_fusion.items() if k in RetrievalParams.model_fields}
         with_sentences = [
-            evaluate(Variant(f"{best_fusion['name']} + best sentence ×{w}", docs, bm25,
-                             {**fusion_params, "sentence_weight": w}), "sweep-sentence")
+            evaluate(
+                Variant(
+                    f"{best_fusion['name']} + best sentence ×{w}",
+                    docs,
+                    bm25,
+                    {**fusion_params, "sentence_weight": w},
+                ),
+                "sweep-sentence",
+            )
             for w in (0.2, 0.35, 0.5, 0.65)
         ]
         best_fusion = max([best_fusion, *with_sentences], key=lambda r: r["train"]["ndcg@10"])
         fusion_params = {k: v for k, v in best_fusion.items() if k in RetrievalParams.model_fields}
         # Stage 4: retrieval unit (a document ranked by its best sentence unit), with the chosen settings.
+        sent = self.bundle(
+            "scifact-sentence", test.documents, replace_cfg(base, unit="sentence", unit_title=False)
+        )
+        sent_t = self.bundle(
+            "scifact-sentence-title", test.documents, replace_cfg(base, unit="sentence", unit_title=True)
+        )
         unit_rows = [
             evaluate(
                 Variant(
@@ -270,15 +274,19 @@ class EvalRunner:
         evidence_plain = Variant("plain hybrid over sentences", sent, bm25s_defaults, plain)
         sentence_params = {k: v for k, v in fusion_params.items() if k != "sentence_weight"}
         evidence_ours = Variant("chosen settings over sentences+title", sent_t, bm25, sentence_params)
+        evidence_docs = Variant(
+            "chosen settings, document units (evidence inside the best)", docs, bm25, fusion_params
+        )
         evidence = {
-            v.name: {**v.describe(), **self.evidence_scores(v, test)} for v in (evidence_plain, evidence_ours)
+            v.name: {**v.describe(), **self.evidence_scores(v, test)}
+            for v in (evidence_plain, evidence_ours, evidence_docs)
         }
         return {
             "rows": rows,
             "baseline": baseline,
             "chosen": chosen,
             "evidence": evidence,
-            "chosen_bm25": bm25.__dict__,
+            "chosen_bm25": bm25.model_dump(),
             "chosen_fusion": fusion_params,
         }
 
@@ -295,19 +303,36 @@ class EvalRunner:
         title_b = self.bundle(
             "squad-sentence-title", data.documents, replace_cfg(base, unit="sentence", unit_title=True)
         )
+        para_b = self.bundle(
+            "squad-paragraph", data.documents, replace_cfg(base, unit="document", unit_title=True)
+        )
         articles = list(dict.fromkeys(q.article for q in data.questions))
         tune_articles = set(articles[: len(articles) // 2])
-        plain = {"alpha": 0.4, "fusion": "convex", "fusion_fill": "zero"}
+        plain = {"alpha": 0.4, "fusion": "convex"}
         variants = [
-            Variant("plain hybrid over sentences (baseline)", plain_b, Bm25Params(1.5, 0.75, 0.0), plain)
+            Variant(
+                "plain hybrid over sentences (baseline)",
+                plain_b,
+                Bm25Params(k1=1.5, b=0.75, title_weight=0.0),
+                plain,
+            )
         ]
         for tw, alpha in itertools.product((0.0, 1.0, 2.0), (0.4, 0.6)):
             variants.append(
                 Variant(
                     f"sentences+title, bm25 title×{tw}, α={alpha}",
                     title_b,
-                    replace(chosen_bm25 or Bm25Params(), title_weight=tw),
+                    (chosen_bm25 or Bm25Params()).model_copy(update={"title_weight": tw}),
                     {**(chosen_fusion or {}), "alpha": alpha},
+                )
+            )
+        for unit_weight in (0.3, 0.5, 0.7):
+            variants.append(
+                Variant(
+                    f"paragraph units, evidence inside (unit weight {unit_weight})",
+                    para_b,
+                    chosen_bm25 or Bm25Params(),
+                    {**(chosen_fusion or {}), "unit_weight": unit_weight},
                 )
             )
         results = []
@@ -315,14 +340,7 @@ class EvalRunner:
             pipeline = self.pipeline(variant)
             per_question = []
             for q in data.questions:
-                ranking = pipeline.rank(q.question)
-                seg = pipeline.bundle.seg
-                top = [
-                    pipeline.bundle.documents[seg.sent_doc[seg.unit_first[u]]].text[
-                        seg.sent_start[seg.unit_first[u]] : seg.sent_end[seg.unit_first[u]]
-                    ]
-                    for u in ranking.units[:3]
-                ]
+                top = [e.text for e in _ranked_sentences(pipeline, pipeline.rank(q.question), 3)]
                 hit = [any(a in s for a in q.answers) for s in top]
                 per_question.append((q.article in tune_articles, any(hit[:1]), any(hit[:3])))
             arr = np.asarray(per_question, dtype=bool)
@@ -380,6 +398,12 @@ class EvalRunner:
         }
 
 
+def _ranked_sentences(pipeline: Pipeline, ranking: Any, k: int) -> list[Any]:
+    """The top-k evidence candidates as Evidence records: the same path the answer's evidence comes from."""
+    rows, relevance = pipeline.evidence_candidates(ranking, pipeline.params)
+    return [pipeline._evidence(int(r), float(v)) for r, v in zip(rows[:k], relevance[:k], strict=True)]
+
+
 def replace_cfg(config: BuildConfig, **changes: Any) -> BuildConfig:
     return config.model_copy(update=changes)
 
@@ -387,7 +411,7 @@ def replace_cfg(config: BuildConfig, **changes: Any) -> BuildConfig:
 def _short(params: dict[str, Any]) -> str:
     if params.get("fusion") == "rrf":
         return f"rrf k={params['rrf_k']}"
-    return f"convex α={params['alpha']} fill={params['fusion_fill']}"
+    return f"convex α={params['alpha']}"
 
 
 def run_eval(

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+
+from ..config import Bm25Params
 
 __all__ = ["Bm25Index", "Bm25Params", "Tokenizer", "write_bm25"]
 
@@ -138,13 +139,6 @@ def _load_csr(folder: Path, name: str, shape: tuple[int, int]) -> sp.csr_matrix:
         return np.load(folder / f"{name}_{part}.npy", allow_pickle=False)
 
     return sp.csr_matrix((arr("data"), arr("indices"), arr("indptr")), shape=shape)
-
-
-@dataclass(frozen=True)
-class Bm25Params:
-    k1: float = 1.2
-    b: float = 0.75
-    title_weight: float = 1.0
 
 
 class Bm25Index:

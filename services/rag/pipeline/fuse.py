@@ -26,38 +26,28 @@ def minmax(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 def convex_fusion(
     bm25_list: np.ndarray,
-    bm25_list_scores: np.ndarray,
+    bm25_scores: np.ndarray,
     dense_list: np.ndarray,
-    dense_list_scores: np.ndarray,
-    bm25_of: np.ndarray | None,
-    dense_of: np.ndarray | None,
+    dense_scores: np.ndarray,
     alpha: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Min-max-normalised convex combination α·dense + (1-α)·bm25 over the union of both top lists.
 
-    Each list is normalised by its own min and max. A candidate missing from one list gets that side's exact
-    score when `bm25_of`/`dense_of` (scores of the union candidates) are given, else 0.
+    Each list is normalised by its own min and max; a unit missing from one list scores 0 on that side. (Its
+    exact score there would be at most that list's minimum, so min-max would map it to 0 all the same.)
     """
     union = np.union1d(bm25_list, dense_list)
-    if len(union) == 0:
-        return union.astype(np.int64), np.zeros(0)
     b_norm = np.zeros(len(union))
     d_norm = np.zeros(len(union))
     if len(bm25_list):
-        lo, hi = float(bm25_list_scores.min()), float(bm25_list_scores.max())
-        if bm25_of is not None:
-            b_norm = minmax(bm25_of, lo, hi)
-        else:
-            b_norm[np.searchsorted(union, bm25_list)] = minmax(bm25_list_scores, lo, hi)
+        b_norm[np.searchsorted(union, bm25_list)] = minmax(bm25_scores, bm25_scores.min(), bm25_scores.max())
     if len(dense_list):
-        lo, hi = float(dense_list_scores.min()), float(dense_list_scores.max())
-        if dense_of is not None:
-            d_norm = minmax(dense_of, lo, hi)
-        else:
-            d_norm[np.searchsorted(union, dense_list)] = minmax(dense_list_scores, lo, hi)
+        d_norm[np.searchsorted(union, dense_list)] = minmax(
+            dense_scores, dense_scores.min(), dense_scores.max()
+        )
     fused = alpha * d_norm + (1.0 - alpha) * b_norm
     order = np.lexsort((union, -fused))
-    return union[order], fused[order]
+    return union[order].astype(np.int64), fused[order]
 
 
 def rrf_fusion(lists: list[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:

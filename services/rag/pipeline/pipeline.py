@@ -17,7 +17,7 @@ import numpy as np
 from ..config import RetrievalParams, Settings
 from ..corpus.units import join_title
 from ..errors import BundleModelMismatch, QueryError
-from ..index import Bm25Params, Bundle
+from ..index import Bundle
 from ..models import CrossEncoderModel, EmbeddingModel, load_embedder, load_reranker
 from .compose import unsupported_numbers
 from .fuse import convex_fusion, rrf_fusion, top_k
@@ -80,7 +80,7 @@ class Pipeline:
     def from_settings(cls, settings: Settings, bundle_path: str | Path) -> Pipeline:
         bundle = Bundle.load(
             bundle_path,
-            bm25=Bm25Params(k1=settings.bm25_k1, b=settings.bm25_b, title_weight=settings.bm25_title_weight),
+            bm25=settings.bm25_params(),
             ef_search=settings.hnsw_ef_search,
             threads=settings.effective_threads(),
         )
@@ -127,16 +127,8 @@ class Pipeline:
             if p.fusion == "rrf":
                 units, fused = rrf_fusion([bm25_list, dense_list], p.rrf_k)
             else:
-                union = np.union1d(bm25_list, dense_list)
-                exact = p.fusion_fill == "exact"
                 units, fused = convex_fusion(
-                    bm25_list,
-                    bm25_all[bm25_list],
-                    dense_list,
-                    dense_list_scores,
-                    bm25_all[union] if exact else None,
-                    bundle.unit_vectors[union] @ q if exact else None,
-                    p.alpha,
+                    bm25_list, bm25_all[bm25_list], dense_list, dense_list_scores, p.alpha
                 )
             if p.sentence_weight > 0 and bundle.manifest.build.unit != "sentence" and len(units):
                 best = _normalise(self._best_sentence_similarity(units, q))
@@ -155,7 +147,9 @@ class Pipeline:
         seg = self.bundle.seg
         first, last = seg.unit_first[units], seg.unit_last[units]
         lengths = last - first
-        rows = np.repeat(first - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths) + np.arange(lengths.sum())
+        rows = np.repeat(first - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths) + np.arange(
+            lengths.sum()
+        )
         sims = np.asarray(self.bundle.sentence_vectors[rows]) @ q
         return np.maximum.reduceat(sims, np.concatenate(([0], np.cumsum(lengths)[:-1])))
 
@@ -233,8 +227,8 @@ class Pipeline:
 
     # ---- evidence and answer -----------------------------------------------------------------------------
 
-    def _candidate_sentences(self, ranking: Ranking, p: RetrievalParams) -> tuple[np.ndarray, np.ndarray]:
-        """(sentence rows, relevance 0..1) competing for evidence."""
+    def evidence_candidates(self, ranking: Ranking, p: RetrievalParams) -> tuple[np.ndarray, np.ndarray]:
+        """(sentence rows, relevance 0..1), best first: the sentences competing to be evidence."""
         seg = self.bundle.seg
         if not len(ranking.units):
             return _EMPTY, np.zeros(0)
@@ -253,7 +247,8 @@ class Pipeline:
         rows = np.asarray(rows_list, dtype=np.int64)
         sims = np.asarray(self.bundle.sentence_vectors[rows]) @ ranking.query_vector
         relevance = p.unit_weight * unit_rel[np.asarray(parent)] + (1.0 - p.unit_weight) * _normalise(sims)
-        return rows, relevance
+        order = np.argsort(-relevance, kind="stable")
+        return rows[order], relevance[order]
 
     def answer(
         self,
@@ -280,7 +275,7 @@ class Pipeline:
         """Evidence (MMR) and the extractive answer — or an abstention — from a ranking."""
         t = timings or _Timings()
         with t.stage("select"):
-            rows, relevance = self._candidate_sentences(ranking, p)
+            rows, relevance = self.evidence_candidates(ranking, p)
             vectors = np.asarray(self.bundle.sentence_vectors[rows]) if len(rows) else np.zeros((0, 1))
             picked = mmr(relevance, vectors, p.evidence_k, p.mmr_lambda, p.evidence_min_ratio)
         with t.stage("compose"):
