@@ -20,8 +20,10 @@ def render_tables(report: dict[str, Any]) -> str:
     out = [f"Embedding model: {report['model']}"]
     if "scifact" in report:
         sf = report["scifact"]
+        n = sf["counts"]
         out.append(
-            "\n### SciFact test (300 queries): document nDCG@10 and Recall@100; settings chosen on train (809)"
+            f"\n### SciFact test ({n['test']} queries): document nDCG@10 and Recall@100; "
+            f"settings chosen on train ({n['train']})"
         )
         out.append(
             _table(
@@ -43,14 +45,16 @@ def render_tables(report: dict[str, Any]) -> str:
             f"\nchosen: {sf['chosen']['name']} — test nDCG@10 {sf['chosen']['test']['ndcg@10']:.4f} "
             f"({delta:+.4f} vs the plain hybrid baseline)"
         )
-        out.append("\n### SciFact evidence sentences (188 test claims with rationales)")
+        out.append(f"\n### SciFact evidence sentences ({n['evidence']} test claims with rationales)")
         keys = ["evidence_recall@1", "evidence_recall@3", "evidence_recall@10", "answer_evidence_recall"]
         out.append(
             _table(["setting", *keys], [[name, *[e[k] for k in keys]] for name, e in sf["evidence"].items()])
         )
     if "squad" in report:
         sq = report["squad"]
-        out.append("\n### SQuAD v1.1 part A (5,696 questions): top-1 / top-3 evidence contains a gold answer")
+        out.append(
+            f"\n### SQuAD v1.1 part A ({sq['questions']:,} questions): top-1 / top-3 evidence contains a gold answer"
+        )
         out.append(
             _table(
                 [

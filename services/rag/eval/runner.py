@@ -23,7 +23,7 @@ from ..config import BuildConfig, RetrievalParams, Settings
 from ..corpus import Document
 from ..index import Bm25Index, Bm25Params, Bundle, build_bundle, read_manifest
 from ..index.writer import BM25_DIR
-from ..models import EmbeddingModel, load_embedder
+from ..models import EmbeddingModel, load_embedder, load_reranker
 from ..pipeline import Pipeline
 from .datasets import BeirData, load_beir, load_squad
 from .metrics import ndcg_at_k, recall_at_k, spans_overlap
@@ -75,6 +75,7 @@ class EvalRunner:
         self.work_dir = work_dir
         self.progress = progress
         self.embedder = _QueryMemo(load_embedder(settings))
+        self.reranker = load_reranker(settings)
         self._bundles: dict[str, Bundle] = {}
         self._bm25: dict[tuple[str, Bm25Params], Bm25Index] = {}
         self.builds: dict[str, dict[str, Any]] = {}
@@ -117,7 +118,7 @@ class EvalRunner:
             self._bm25[key] = Bm25Index(bundle.path / BM25_DIR, bundle.seg.unit_doc, variant.bm25)
         bundle.bm25 = self._bm25[key]
         params = RetrievalParams(**{"rerank": False, **variant.params})
-        return Pipeline(bundle, self.embedder, None, params)
+        return Pipeline(bundle, self.embedder, self.reranker if params.rerank else None, params)
 
     # ---- SciFact -----------------------------------------------------------------------------------------
 
@@ -193,7 +194,9 @@ class EvalRunner:
         bm25_only = {"alpha": 0.0, "bm25_top_k": 1000}
         dense_only = {"alpha": 1.0, "dense_top_k": 1000}
         evaluate(Variant("bm25 (bm25s defaults k1=1.5 b=0.75)", docs, bm25s_defaults, bm25_only), "reference")
-        evaluate(Variant("dense (all-MiniLM-L6-v2)", docs, bm25s_defaults, dense_only), "reference")
+        evaluate(
+            Variant(f"dense ({self.embedder.identity.name})", docs, bm25s_defaults, dense_only), "reference"
+        )
         baseline = evaluate(Variant("plain hybrid (baseline)", docs, bm25s_defaults, plain), "baseline")
 
         # Stage 1: BM25 parameters and title field, chosen on train.
@@ -269,6 +272,18 @@ class EvalRunner:
         chosen = max([best_fusion, *unit_rows], key=lambda r: r["train"]["ndcg@10"])
         chosen = {**chosen, "role": "chosen"}
         rows.append(chosen)
+        if self.reranker is not None:
+            chosen_bundle = docs if chosen["bundle"] == docs else chosen["bundle"]
+            chosen_params = {k: v for k, v in chosen.items() if k in RetrievalParams.model_fields}
+            evaluate(
+                Variant(
+                    f"chosen + rerank top {self.settings.rerank_top_n} ({self.reranker.name})",
+                    chosen_bundle,
+                    bm25,
+                    {**chosen_params, "rerank": True, "rerank_top_n": self.settings.rerank_top_n},
+                ),
+                "rerank",
+            )
 
         # Evidence sentences (SciFact's annotated rationales), plain baseline vs chosen settings.
         evidence_plain = Variant("plain hybrid over sentences", sent, bm25s_defaults, plain)
@@ -282,6 +297,11 @@ class EvalRunner:
             for v in (evidence_plain, evidence_ours, evidence_docs)
         }
         return {
+            "counts": {
+                "test": len(test.queries),
+                "train": len(train.queries),
+                "evidence": len(test.evidence),
+            },
             "rows": rows,
             "baseline": baseline,
             "chosen": chosen,
@@ -363,7 +383,13 @@ class EvalRunner:
         best = max(results[1:], key=lambda r: r["tune_top1"] + r["tune_top3"])
         best_variant = variants[results.index(best)]
         abstention = self._abstention(best_variant, data.questions, tune_articles)
-        return {"rows": results, "baseline": results[0], "chosen": best, "abstention": abstention}
+        return {
+            "questions": len(data.questions),
+            "rows": results,
+            "baseline": results[0],
+            "chosen": best,
+            "abstention": abstention,
+        }
 
     def _abstention(self, variant: Variant, questions: list[Any], tune_articles: set[str]) -> dict[str, Any]:
         """Confidence with the full corpus vs. a corpus without the question's own article (no answer there)."""
