@@ -163,6 +163,31 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models_export(args: argparse.Namespace) -> int:
+    from .models.export import export_model
+
+    result = export_model(
+        args.source,
+        args.out,
+        kind=args.kind,
+        quantize=args.quantize,
+        optimize=args.optimize,
+        overwrite=args.force,
+        settings=Settings(),
+    )
+    spec = result.spec
+    check = spec.export.get("check", {})
+    variant = "int8 per-channel" if spec.export.get("quantization") else "fp32"
+    cosine = f", min cosine {check['min_cosine']:.4f}" if "min_cosine" in check else ""
+    print(
+        f"exported {spec.kind} {spec.source_model} (fingerprint {spec.fingerprint}) → {result.path}: {variant}"
+        f"{', optimised ' + str(spec.export['optimization']) if spec.export.get('optimization') else ''}, "
+        f"opset {spec.export.get('opset')}, {result.bytes / 1e6:.1f} MB in {result.seconds:.1f}s; "
+        f"vs torch: max |diff| {check.get('max_abs_diff', float('nan')):.2e}{cosine}"
+    )
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -205,6 +230,19 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--json-out")
     model_flags(ev)
     ev.set_defaults(func=cmd_eval)
+
+    models = sub.add_parser("models", help="model tooling")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    export = models_sub.add_parser(
+        "export", help="export an embedder or cross-encoder to an ONNX folder for the onnx backend"
+    )
+    export.add_argument("source", metavar="SRC", help="hub id, local folder, or pkg:<module>")
+    export.add_argument("--out", required=True, help="the ONNX folder to write (replaced whole)")
+    export.add_argument("--kind", choices=["embedder", "cross-encoder"], help="default: from the folder")
+    export.add_argument("--quantize", choices=["int8"], help="dynamic int8, per-channel weights")
+    export.add_argument("--optimize", action="store_true", help="ONNX Runtime O2 graph fusions at export")
+    export.add_argument("--force", action="store_true", help="replace an existing folder at --out")
+    export.set_defaults(func=cmd_models_export)
     return parser
 
 

@@ -118,7 +118,7 @@ class Settings(BaseSettings):
     embedding_revision: str | None = None
     reranker_model: str | None = DEFAULT_RERANKER_MODEL
     reranker_revision: str | None = None
-    backend: Literal["torch"] = "torch"
+    backend: Literal["torch", "onnx"] = "torch"
     query_prefix: str | None = Field(None, description="overrides the prefix known for the model")
     passage_prefix: str | None = None
     max_seq_length: int | None = Field(None, ge=8, le=8192)

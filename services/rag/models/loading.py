@@ -1,7 +1,13 @@
-"""Turn settings into loaded models. Hub ids are fetched (or read from the cache) once, then loaded by folder."""
+"""Turn settings into loaded models. Hub ids are fetched (or read from the cache) once, then loaded by folder.
+
+`Settings.backend` picks the implementation: "torch" (sentence-transformers) or "onnx" (onnxruntime over a
+folder made by `rag models export`). Each backend is imported only when chosen, so serving with onnx never
+imports torch.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -12,12 +18,18 @@ from .base import CrossEncoderModel, EmbeddingModel, known_prefixes, resolve_mod
 __all__ = ["load_embedder", "load_reranker", "model_folder"]
 
 
-def model_folder(reference: str, revision: str | None, settings: Settings) -> tuple[str, str]:
+ONNX_SPEC_FILE = "rag_model.json"  # what marks a folder made by `rag models export` (onnx_backend.SPEC_FILE)
+
+
+def model_folder(
+    reference: str, revision: str | None, settings: Settings, required: str = "config.json"
+) -> tuple[str, str]:
     """(name, local folder). Downloads from the hub only for a hub id that is not a local path."""
     name, folder = resolve_model_path(reference)
     if folder is not None:
-        if not Path(folder, "config.json").exists():
-            raise ModelError(f"model folder {folder} has no config.json")
+        if not Path(folder, required).exists():
+            hint = " (export it with `rag models export`)" if required == ONNX_SPEC_FILE else ""
+            raise ModelError(f"model folder {folder} has no {required}{hint}")
         return name, folder
     try:
         from huggingface_hub import snapshot_download
@@ -33,7 +45,35 @@ def model_folder(reference: str, revision: str | None, settings: Settings) -> tu
     return name, folder
 
 
+def _onnx_folder(reference: str, revision: str | None, settings: Settings) -> str:
+    _, folder = model_folder(reference, revision, settings, required=ONNX_SPEC_FILE)
+    if not Path(folder, ONNX_SPEC_FILE).exists():  # a hub download
+        raise ModelError(f"model {reference!r} has no {ONNX_SPEC_FILE} (not made by `rag models export`)")
+    return folder
+
+
+def _require_onnx_runtime() -> None:
+    missing = [m for m in ("onnxruntime", "tokenizers") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ModelError(f"the onnx backend needs {' and '.join(missing)}: pip install 'rag[onnx]'")
+
+
 def load_embedder(settings: Settings) -> EmbeddingModel:
+    if settings.backend == "onnx":
+        folder = _onnx_folder(settings.embedding_model, settings.embedding_revision, settings)
+        _require_onnx_runtime()
+        from .onnx_backend import OnnxEmbedder
+
+        try:
+            return OnnxEmbedder(
+                folder,
+                threads=settings.effective_threads(),
+                max_seq_length=settings.max_seq_length,
+                query_prefix=settings.query_prefix,
+                passage_prefix=settings.passage_prefix,
+            )
+        except OSError as exc:
+            raise ModelError(f"cannot load embedding model {settings.embedding_model!r}: {exc}") from None
     name, folder = model_folder(settings.embedding_model, settings.embedding_revision, settings)
     query_prefix, passage_prefix = known_prefixes(name, folder)
     if settings.query_prefix is not None:
@@ -59,6 +99,17 @@ def load_embedder(settings: Settings) -> EmbeddingModel:
 def load_reranker(settings: Settings) -> CrossEncoderModel | None:
     if not settings.reranker_model:
         return None
+    if settings.backend == "onnx":
+        folder = _onnx_folder(settings.reranker_model, settings.reranker_revision, settings)
+        _require_onnx_runtime()
+        from .onnx_backend import OnnxCrossEncoder
+
+        try:
+            return OnnxCrossEncoder(
+                folder, threads=settings.effective_threads(), max_seq_length=settings.max_seq_length
+            )
+        except OSError as exc:
+            raise ModelError(f"cannot load reranker {settings.reranker_model!r}: {exc}") from None
     name, folder = model_folder(settings.reranker_model, settings.reranker_revision, settings)
     from .torch_backend import TorchCrossEncoder
 
