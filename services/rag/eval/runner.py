@@ -117,7 +117,9 @@ class EvalRunner:
         if key not in self._bm25:
             self._bm25[key] = Bm25Index(bundle.path / BM25_DIR, bundle.seg.unit_doc, variant.bm25)
         bundle.bm25 = self._bm25[key]
-        params = RetrievalParams(**{"rerank": False, **variant.params})
+        # Variants start from neutral parameters (no rerank, no best-sentence signal), not from the shipped
+        # defaults, so reference and baseline rows stay what their names say whatever the defaults become.
+        params = RetrievalParams(**{"rerank": False, "sentence_weight": 0.0, **variant.params})
         return Pipeline(bundle, self.embedder, self.reranker if params.rerank else None, params)
 
     # ---- SciFact -----------------------------------------------------------------------------------------

@@ -108,9 +108,7 @@ class Bundle:
             dense = DenseIndex(path / DENSE_FILE, ef_search=ef_search, threads=threads)
             vectors_file = path / SENTENCE_VECTORS_FILE
             sentence_vectors = (
-                np.load(vectors_file, allow_pickle=False, mmap_mode="r")
-                if vectors_file.exists()
-                else dense.vectors()
+                np.load(vectors_file, allow_pickle=False) if vectors_file.exists() else dense.vectors()
             )
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             raise BundleCorrupt(f"{path}: cannot load ({type(exc).__name__}: {exc})") from None

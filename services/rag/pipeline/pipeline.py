@@ -29,6 +29,7 @@ __all__ = ["Pipeline", "Ranking"]
 MAX_QUESTION_CHARS = 2000
 _EVIDENCE_UNITS = 5  # passage/document units whose sentences compete for evidence
 _EVIDENCE_SENTENCES = 20  # sentence units considered for evidence
+_SENTENCE_SIGNAL_HEAD = 100  # passage/document units re-scored by their best sentence
 
 
 @dataclass
@@ -131,10 +132,13 @@ class Pipeline:
                     bm25_list, bm25_all[bm25_list], dense_list, dense_list_scores, p.alpha
                 )
             if p.sentence_weight > 0 and bundle.manifest.build.unit != "sentence" and len(units):
-                best = _normalise(self._best_sentence_similarity(units, q))
-                fused = (1.0 - p.sentence_weight) * fused + p.sentence_weight * best
-                order = np.lexsort((units, -fused))
-                units, fused = units[order], fused[order]
+                # Only the head is re-scored: it bounds the per-query cost and covers what is returned.
+                head = min(_SENTENCE_SIGNAL_HEAD, len(units))
+                best = _normalise(self._best_sentence_similarity(units[:head], q))
+                mixed = (1.0 - p.sentence_weight) * fused[:head] + p.sentence_weight * best
+                order = np.lexsort((units[:head], -mixed))
+                units = np.concatenate([units[:head][order], units[head:]])
+                fused = np.concatenate([mixed[order], (1.0 - p.sentence_weight) * fused[head:]])
             dense = bundle.unit_vectors[units] @ q if len(units) else np.zeros(0, dtype=np.float32)
             ranking = Ranking(units, fused, dense, bm25_all[units], None, q)
         if p.rerank and self.reranker is not None and len(units):
