@@ -75,7 +75,7 @@ class RetrievalParams(BaseModel):
         description="share of the unit's score in a sentence's score (passage/document units)",
     )
     sentence_weight: float = Field(
-        0.5,
+        0.35,
         ge=0.0,
         le=1.0,
         description="passage/document units: share of the best sentence's similarity in the unit's score",

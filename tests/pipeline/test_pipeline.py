@@ -132,3 +132,9 @@ def test_best_sentence_signal_reorders_document_units(tmp_path: Path, embedder) 
     only_sentences = RetrievalParams(rerank=False, alpha=1.0, sentence_weight=1.0)
     ranking = pipeline.rank("Water boils at 100 degrees Celsius at sea level.", only_sentences)
     assert ranking.units[0] == int(np.argmax(best))
+
+
+@pytest.mark.parametrize(("overrides", "message"), [({"alpha": 5}, "alpha"), ({"colour": 1}, "colour")])
+def test_bad_parameter_overrides_raise_query_error(pipeline: Pipeline, overrides, message: str) -> None:
+    with pytest.raises(QueryError, match=message):
+        pipeline.answer("water", overrides)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from ..config import RetrievalParams, Settings
 from ..corpus.units import join_title
@@ -85,17 +86,21 @@ class Pipeline:
             ef_search=settings.hnsw_ef_search,
             threads=settings.effective_threads(),
         )
-        embedder = load_embedder(settings)
-        pipeline = cls(bundle, embedder, None, settings.retrieval_params())
-        pipeline.reranker = load_reranker(settings)
-        return pipeline
+        return cls(bundle, load_embedder(settings), load_reranker(settings), settings.retrieval_params())
 
     @property
     def corpus_id(self) -> str:
         return self.bundle.manifest.corpus_id
 
     def resolve(self, overrides: dict[str, Any] | None) -> RetrievalParams:
-        return self.params.model_copy(update=overrides) if overrides else self.params
+        """The pipeline's parameters with per-request overrides, validated (bad values raise QueryError)."""
+        if not overrides:
+            return self.params
+        try:
+            return RetrievalParams.model_validate({**self.params.model_dump(), **overrides})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise QueryError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
 
     # ---- retrieval ---------------------------------------------------------------------------------------
 
