@@ -80,9 +80,13 @@ class RetrievalParams(BaseModel):
         le=1.0,
         description="passage/document units: share of the best sentence's similarity in the unit's score",
     )
-    abstain_threshold: float = Field(0.3, description="abstain when the confidence is below this")
+    abstain_threshold: float = Field(
+        0.475,
+        description="abstain when the best evidence's cosine is below this; calibrated on SQuAD for "
+        "all-MiniLM-L6-v2 (docs/EVALUATION.md) — recalibrate with `rag eval` for another model",
+    )
     abstain_rerank_threshold: float = Field(
-        0.1, description="the same, when the confidence is a reranker score"
+        0.1, description="the same, when the confidence is a reranker probability (not yet calibrated)"
     )
 
 
