@@ -15,7 +15,7 @@ export RAG_RERANKER_MODEL ?=
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install run test test-fast lint typecheck eval constraints clean
+.PHONY: install run test test-fast lint typecheck eval bench-models constraints clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,8 @@ run: $(SAMPLE_BUNDLE)/manifest.json  ## build the sample bundle (if needed) and 
 	$(BIN)/rag ask $(SAMPLE_BUNDLE) "$${QUESTION:-How does the service decide to abstain?}"
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check services tests
-	$(BIN)/ruff format --check services tests
+	$(BIN)/ruff check services tests benchmarks
+	$(BIN)/ruff format --check services tests benchmarks
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
@@ -47,6 +47,9 @@ test-fast: $(BIN)/.installed  ## the quick loop: no slow (full-dataset) tests
 
 eval: $(BIN)/.installed  ## SciFact + SQuAD evaluation (about an hour cold; minutes with the embedding cache)
 	$(BIN)/rag eval $(EVAL_DIR) --data $(SHARED_DATA)
+
+bench-models: $(BIN)/.installed  ## model latency: torch fp32/bf16 vs ONNX fp32/int8 (BENCH_ARGS=--quick for a dry run)
+	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/python benchmarks/bench_models.py $(BENCH_ARGS)
 
 constraints: $(BIN)/.installed
 	$(PIP) freeze --exclude-editable | sed 's/^torch==2.13.0+cpu/torch==2.13.0/' > constraints.txt.new

@@ -188,6 +188,28 @@ def cmd_models_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models_preload(args: argparse.Namespace) -> int:
+    from .models.preload import preload_models
+
+    result = preload_models(
+        args.dest,
+        settings=_settings(args),
+        backend=args.backend,
+        quantize=args.quantize,
+        optimize=args.optimize,
+        overwrite=args.force,
+        check=not args.no_check,
+        echo=lambda line: print(line, file=sys.stderr),
+    )
+    for model in result.models:
+        print(
+            f"preloaded {model.role} {model.name} (fingerprint {model.fingerprint}) → "
+            f"{result.dest / model.path}: {model.format}, {model.bytes / 1e6:.1f} MB"
+        )
+    print(f"serve with: {' '.join(f'{k}={v}' for k, v in result.env.items())}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -243,6 +265,23 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--optimize", action="store_true", help="ONNX Runtime O2 graph fusions at export")
     export.add_argument("--force", action="store_true", help="replace an existing folder at --out")
     export.set_defaults(func=cmd_models_export)
+
+    preload = models_sub.add_parser(
+        "preload",
+        help="fetch the configured models into one folder (DEST/embedder, DEST/reranker) to serve offline",
+    )
+    preload.add_argument("--dest", required=True, help="the models folder, e.g. /models")
+    preload.add_argument(
+        "--backend",
+        choices=["torch", "onnx"],
+        help="onnx: export (default with --quantize/--optimize, else RAG_BACKEND); torch: copy the folders",
+    )
+    preload.add_argument("--quantize", choices=["int8"], help="export with dynamic int8 (implies onnx)")
+    preload.add_argument("--optimize", action="store_true", help="ONNX Runtime O2 graph fusions at export")
+    preload.add_argument("--force", action="store_true", help="replace existing model folders in DEST")
+    preload.add_argument("--no-check", action="store_true", help="do not load the models once afterwards")
+    model_flags(preload)
+    preload.set_defaults(func=cmd_models_preload)
     return parser
 
 

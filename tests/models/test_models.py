@@ -1,9 +1,14 @@
+import json
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from rag.config import Settings
 from rag.errors import ModelError
 from rag.models import OFFLINE_MINILM, known_prefixes, load_embedder
+from rag.models.base import default_max_length, weight_files, weights_fingerprint
 
 
 def test_e5_family_gets_query_and_passage_prefixes(embedder, tiny_models) -> None:
@@ -51,3 +56,43 @@ def test_missing_model_folder_and_package_give_model_errors(tmp_path) -> None:
         load_embedder(Settings(embedding_model=str(tmp_path / "empty-model")))
     with pytest.raises(ModelError, match="not installed"):
         load_embedder(Settings(embedding_model="pkg:no_such_model_package"))
+
+
+def test_reranker_truncates_at_its_position_embeddings(reranker, tiny_models) -> None:
+    # the tiny reranker has 130 positions (128 usable: XLM-R's start after the padding index), not 512
+    assert reranker.max_length == 128 == default_max_length(tiny_models["reranker"])
+    scores = reranker.score("what boils", ["Water boils at 100 degrees. " * 60, "Cats sleep."])
+    assert scores.shape == (2,) and ((scores > 0) & (scores < 1)).all()
+
+
+def test_default_max_length_from_config_and_tokenizer(tmp_path) -> None:
+    def folder(name: str, config: dict, tokenizer: dict | None = None) -> Path:
+        path = tmp_path / name
+        path.mkdir()
+        (path / "config.json").write_text(json.dumps(config))
+        if tokenizer is not None:
+            (path / "tokenizer_config.json").write_text(json.dumps(tokenizer))
+        return path
+
+    xlmr = {"model_type": "xlm-roberta", "max_position_embeddings": 514, "pad_token_id": 1}
+    assert default_max_length(folder("xlmr", xlmr, {"model_max_length": 1e30})) == 512
+    bert = {"model_type": "bert", "max_position_embeddings": 512}
+    assert default_max_length(folder("bert", bert)) == 512
+    assert default_max_length(folder("short", bert, {"model_max_length": 256})) == 256
+    assert default_max_length(folder("tiny", {"model_type": "bert", "max_position_embeddings": 64})) == 64
+    assert default_max_length(folder("long", {"model_type": "bert", "max_position_embeddings": 8192})) == 512
+
+
+def test_fingerprint_ignores_other_formats_of_the_weights(tiny_models, tmp_path) -> None:
+    folder = Path(shutil.copytree(tiny_models["e5"], tmp_path / "model"))
+    fingerprint = weights_fingerprint(folder)
+    (folder / "pytorch_model.bin").write_bytes(b"pickled copy")  # transformers loads the safetensors
+    (folder / "onnx").mkdir()
+    (folder / "onnx" / "model.onnx").write_bytes(b"onnx copy")
+    (folder / "openvino").mkdir()
+    (folder / "openvino" / "openvino_model.bin").write_bytes(b"openvino copy")
+    assert weights_fingerprint(folder) == fingerprint
+    assert [p.name for p in weight_files(folder)] == ["model.safetensors"]
+    (folder / "2_Dense").mkdir()
+    (folder / "2_Dense" / "pytorch_model.bin").write_bytes(b"a module's only weights")
+    assert weights_fingerprint(folder) != fingerprint

@@ -31,12 +31,13 @@ TEXTS = [
     "",
 ]
 QUERY = "what boils at sea level"
-PASSAGES = [  # all within the tiny reranker's 128 positions (torch would fail beyond them)
+PASSAGES = [
     TEXTS[2],
     "Cats sleep.",
     "x",
     "Cats sleep most of the day; dogs bark at the postman every morning. Roots absorb water and minerals.",
     "The Eiffel Tower is in Paris, France, and was completed in 1889.",
+    "Roots absorb water and minerals from the soil. " * 20,  # beyond the tiny reranker's 128 positions
 ]
 
 
@@ -97,6 +98,10 @@ def test_int8_exports_stay_close_to_fp32(exports) -> None:
     assert settings["optimization"] == "O2"
     assert settings["quantization"]["per_channel"] is True
     assert settings["quantization"]["weight_type"] == "QInt8"
+    assert settings["quantization"]["op_types"] == ["MatMul", "Gather"]
+    assert settings["quantization"]["nodes_kept_fp32"] == ["/encoder/layer.0/output/dense/MatMul"]
+    reranker = json.loads((exports["reranker-int8"] / "rag_model.json").read_text())["export"]
+    assert reranker["quantization"]["nodes_kept_fp32"] == ["/roberta/encoder/layer.0/output/dense/MatMul"]
     assert {"avx2", "avx512_vnni"} <= set(settings["cpu_flags"])
     assert settings["quantization"]["reduce_range"] == (
         not (settings["cpu_flags"]["avx512_vnni"] or settings["cpu_flags"]["avx_vnni"])

@@ -15,8 +15,11 @@ __all__ = [
     "CrossEncoderModel",
     "EmbeddingModel",
     "ModelIdentity",
+    "default_max_length",
+    "is_alternate_weights",
     "known_prefixes",
     "resolve_model_path",
+    "weight_files",
     "weights_fingerprint",
 ]
 
@@ -110,14 +113,71 @@ def known_prefixes(name: str, folder: str | None) -> tuple[str, str]:
     return "", ""
 
 
-def weights_fingerprint(folder: str | Path) -> str:
-    """sha256 over the weight files, so a model is recognised by content, not by where it was loaded from."""
+# Model types whose position ids start after the padding index (fairseq heritage): `max_position_embeddings`
+# counts pad_token_id + 1 positions that no token can use (XLM-R base: 514 → 512 usable).
+_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "longformer", "data2vec-text", "xmod", "mpnet")
+
+
+def default_max_length(folder: str | Path, cap: int = 512) -> int:
+    """Tokens a model folder can take: min(cap, the tokenizer's model_max_length, the usable positions).
+
+    For when nothing configures a max length: 512 is the usual cap, but a model with fewer position embeddings
+    would fail on longer inputs (an index error inside the embedding layer), and a tokenizer may know less.
+    """
     folder = Path(folder)
-    files = sorted(
+    limit = cap
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        config = {}
+    positions = config.get("max_position_embeddings")
+    if isinstance(positions, int) and positions > 0:
+        model_type = str(config.get("model_type", ""))
+        pad = config.get("pad_token_id")
+        offset = (pad if isinstance(pad, int) else 1) + 1 if model_type in _OFFSET_POSITIONS else 0
+        limit = min(limit, positions - offset)
+    try:
+        tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        tokenizer_config = {}
+    tokenizer_max = tokenizer_config.get("model_max_length")
+    if isinstance(tokenizer_max, int | float) and 0 < tokenizer_max < limit:
+        limit = int(tokenizer_max)
+    return max(2, limit)
+
+
+# Other formats of the same weights that hub repositories often carry next to the PyTorch ones. The torch
+# backend never reads them, so they are neither part of a model's fingerprint nor worth downloading or copying.
+ALTERNATE_FORMAT_DIRS = frozenset({"onnx", "openvino", "coreml", "tf", "flax"})
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".onnx")
+
+
+def is_alternate_weights(relative: Path, siblings: frozenset[str]) -> bool:
+    """True for a weights file the torch backend does not load: one inside an alternate-format folder, or a
+    `.bin` next to `.safetensors` (transformers loads the safetensors when both exist)."""
+    if any(part in ALTERNATE_FORMAT_DIRS for part in relative.parts[:-1]):
+        return True
+    return relative.suffix == ".bin" and any(name.endswith(".safetensors") for name in siblings)
+
+
+def weight_files(folder: str | Path) -> list[Path]:
+    """The weights files that identify a model folder (see `is_alternate_weights` for what is left out)."""
+    folder = Path(folder)
+    files = [
         p
         for p in folder.rglob("*")
-        if p.is_file() and p.suffix in (".safetensors", ".bin", ".onnx") and not p.name.startswith(".")
-    )
+        if p.is_file() and p.suffix in _WEIGHT_SUFFIXES and not p.name.startswith(".")
+    ]
+    names: dict[Path, frozenset[str]] = {}
+    for path in files:
+        names.setdefault(path.parent, frozenset(q.name for q in path.parent.iterdir()))
+    return sorted(p for p in files if not is_alternate_weights(p.relative_to(folder), names[p.parent]))
+
+
+def weights_fingerprint(folder: str | Path) -> str:
+    """sha256 over the weight files, so a model is recognised by content, not by where it was loaded from —
+    nor by which other formats of the weights a download happened to include."""
+    files = weight_files(folder)
     digest = hashlib.sha256()
     for path in files:
         with path.open("rb") as handle:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from .base import ModelIdentity
+from .base import ModelIdentity, default_max_length
 
 __all__ = ["TorchCrossEncoder", "TorchEmbedder"]
 
@@ -71,8 +71,10 @@ class TorchCrossEncoder:
 
         torch.set_num_threads(threads)
         self.name = name
+        # Not always 512: a model with fewer position embeddings would fail on long pairs instead of truncating.
+        self.max_length = max_seq_length or default_max_length(folder)
         self._model: Any = CrossEncoder(
-            folder, device="cpu", max_length=max_seq_length or 512, local_files_only=True
+            folder, device="cpu", max_length=self.max_length, local_files_only=True
         )
 
     def score(self, query: str, passages: list[str], *, batch_size: int = 32) -> np.ndarray:
