@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import write_corpus
 from rag.config import BuildConfig
 from rag.corpus import load_corpus
 from rag.errors import BundleCorrupt, BundleError, BundleModelMismatch, BundleNotFound, BundleVersionError
@@ -141,3 +142,15 @@ def test_sample_corpus_loads_into_the_store(sample_bundle: Path) -> None:
     for d, s, e in zip(bundle.seg.sent_doc, bundle.seg.sent_start, bundle.seg.sent_end, strict=True):
         text = bundle.documents[d].text[s:e]
         assert text and text == text.strip()
+
+
+def test_manifest_records_the_hub_revision_of_the_embedding_model(tmp_path: Path, tiny_models) -> None:
+    from rag.config import Settings
+    from rag.models import load_embedder
+
+    snapshot = shutil.copytree(tiny_models["e5"], tmp_path / "hub" / "snapshots" / "0123abcd")
+    embedder = load_embedder(Settings(embedding_model=str(snapshot)))
+    assert embedder.identity.revision == "0123abcd"
+    documents, _ = load_corpus(write_corpus(tmp_path / "corpus", {"a.txt": "One sentence. Two sentences."}))
+    build_bundle(documents, embedder, tmp_path / "b", BuildConfig())
+    assert read_manifest(tmp_path / "b").embedding_model.revision == "0123abcd"

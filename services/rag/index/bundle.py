@@ -13,9 +13,10 @@ from pydantic import ValidationError
 
 from ..corpus import Document, Segmentation
 from ..errors import BundleCorrupt, BundleNotFound, BundleVersionError, QueryError
+from ..files import sha256_file
 from .dense import DenseIndex
 from .lexical import Bm25Index, Bm25Params
-from .manifest import FORMAT_VERSION, MANIFEST_NAME, Manifest, sha256_file
+from .manifest import FORMAT_VERSION, MANIFEST_NAME, Manifest
 from .store import read_store
 from .writer import BM25_DIR, DENSE_FILE, SENTENCE_VECTORS_FILE, STORE_FILE
 

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-from pathlib import Path, PurePosixPath
-from typing import Any
+from pathlib import PurePosixPath
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,8 +15,6 @@ __all__ = [
     "FileEntry",
     "Manifest",
     "ModelInfo",
-    "sha256_file",
-    "write_json_atomic",
 ]
 
 FORMAT_VERSION = 1
@@ -41,6 +35,7 @@ class ModelInfo(BaseModel):
     query_prefix: str
     passage_prefix: str
     max_seq_length: int
+    revision: str | None = None
 
 
 class Manifest(BaseModel):
@@ -64,17 +59,3 @@ class Manifest(BaseModel):
             if pure.is_absolute() or ".." in pure.parts or name.startswith("\\") or ":" in name:
                 raise BundleCorrupt(f"manifest lists an unsafe path: {name!r}")
         return sorted(self.files)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import random
-import shutil
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +20,7 @@ import numpy as np
 from ..config import BuildConfig
 from ..corpus import Document, LoadReport, Segmentation, corpus_id, segment_corpus, unit_texts
 from ..errors import BundleError, CorpusError
+from ..files import sha256_file, staged_dir, write_json_atomic
 from ..models import EmbeddingModel
 from .dense import write_dense
 from .embedding_cache import EmbeddingCache
@@ -32,8 +31,6 @@ from .manifest import (
     FileEntry,
     Manifest,
     ModelInfo,
-    sha256_file,
-    write_json_atomic,
 )
 from .store import write_store
 
@@ -95,70 +92,67 @@ def build_bundle(
         raise CorpusError("no documents to build from")
     if out.exists() and not overwrite:
         raise BundleError(f"{out} already exists (use --force to replace it)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.building-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     cache = EmbeddingCache(cache_path) if cache_path else None
     try:
-        seg = segment_corpus(documents, config)
-        if seg.n_sentences == 0:
-            raise CorpusError("the corpus has no sentences")
-        _check_offsets(documents, seg)
-        identity = embedder.identity
+        with staged_dir(out) as tmp:
+            seg = segment_corpus(documents, config)
+            if seg.n_sentences == 0:
+                raise CorpusError("the corpus has no sentences")
+            _check_offsets(documents, seg)
+            identity = embedder.identity
 
-        def embed(texts: list[str]) -> np.ndarray:
-            def compute(batch: list[str]) -> np.ndarray:
-                return embedder.encode(batch, kind="passage", batch_size=config.batch_size, progress=progress)
+            def embed(texts: list[str]) -> np.ndarray:
+                def compute(batch: list[str]) -> np.ndarray:
+                    return embedder.encode(
+                        batch, kind="passage", batch_size=config.batch_size, progress=progress
+                    )
 
-            if cache is None:
-                return compute(texts)
-            namespace = f"{identity.fingerprint}|{identity.passage_prefix}|{identity.max_seq_length}"
-            return cache.encode(texts, namespace, identity.dim, compute)
+                if cache is None:
+                    return compute(texts)
+                namespace = f"{identity.fingerprint}|{identity.passage_prefix}|{identity.max_seq_length}"
+                return cache.encode(texts, namespace, identity.dim, compute)
 
-        embed_started = time.perf_counter()
-        unit_vectors = embed(unit_texts(documents, seg, with_title=config.unit_title))
-        if config.unit != "sentence":
-            sentence_texts = [
-                documents[d].text[s:e]
-                for d, s, e in zip(seg.sent_doc, seg.sent_start, seg.sent_end, strict=True)
-            ]
-            np.save(tmp / SENTENCE_VECTORS_FILE, embed(sentence_texts))
-        embed_seconds = time.perf_counter() - embed_started
+            embed_started = time.perf_counter()
+            unit_vectors = embed(unit_texts(documents, seg, with_title=config.unit_title))
+            if config.unit != "sentence":
+                sentence_texts = [
+                    documents[d].text[s:e]
+                    for d, s, e in zip(seg.sent_doc, seg.sent_start, seg.sent_end, strict=True)
+                ]
+                np.save(tmp / SENTENCE_VECTORS_FILE, embed(sentence_texts))
+            embed_seconds = time.perf_counter() - embed_started
 
-        write_store(tmp / STORE_FILE, documents, seg)
-        write_bm25(
-            tmp / BM25_DIR,
-            unit_texts(documents, seg, with_title=False),
-            [d.title for d in documents],
-            config.stemmer,
-        )
-        write_dense(
-            tmp / DENSE_FILE, unit_vectors, config.dense_index, config.hnsw_m, config.hnsw_ef_construction
-        )
+            write_store(tmp / STORE_FILE, documents, seg)
+            write_bm25(
+                tmp / BM25_DIR,
+                unit_texts(documents, seg, with_title=False),
+                [d.title for d in documents],
+                config.stemmer,
+            )
+            write_dense(
+                tmp / DENSE_FILE, unit_vectors, config.dense_index, config.hnsw_m, config.hnsw_ef_construction
+            )
 
-        files = {
-            path.relative_to(tmp).as_posix(): FileEntry(sha256=sha256_file(path), bytes=path.stat().st_size)
-            for path in sorted(tmp.rglob("*"))
-            if path.is_file()
-        }
-        manifest = Manifest(
-            format_version=FORMAT_VERSION,
-            corpus_id=corpus_id(documents),
-            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            embedding_model=ModelInfo(**dataclasses.asdict(identity)),
-            build=config,
-            counts={"documents": len(documents), "sentences": seg.n_sentences, "units": seg.n_units},
-            skipped=report.skipped if report else [],
-            warnings_count=len(report.warnings) if report else 0,
-            software=_software(),
-            files=files,
-        )
-        write_json_atomic(tmp / MANIFEST_NAME, manifest.model_dump(mode="json"))
-        _replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            files = {
+                path.relative_to(tmp).as_posix(): FileEntry(
+                    sha256=sha256_file(path), bytes=path.stat().st_size
+                )
+                for path in sorted(tmp.rglob("*"))
+                if path.is_file()
+            }
+            manifest = Manifest(
+                format_version=FORMAT_VERSION,
+                corpus_id=corpus_id(documents),
+                created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                embedding_model=ModelInfo(**dataclasses.asdict(identity)),
+                build=config,
+                counts={"documents": len(documents), "sentences": seg.n_sentences, "units": seg.n_units},
+                skipped=report.skipped if report else [],
+                warnings_count=len(report.warnings) if report else 0,
+                software=_software(),
+                files=files,
+            )
+            write_json_atomic(tmp / MANIFEST_NAME, manifest.model_dump(mode="json"))
     finally:
         if cache is not None:
             cache.close()
@@ -170,14 +164,3 @@ def build_bundle(
         embedded=cache.misses if cache else seg.n_units,
         cache_hits=cache.hits if cache else 0,
     )
-
-
-def _replace_dir(new: Path, dest: Path) -> None:
-    """Put `new` at `dest`; an old bundle there is moved aside first and removed only after the swap."""
-    if not dest.exists():
-        os.replace(new, dest)
-        return
-    old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-    os.replace(dest, old)
-    os.replace(new, dest)
-    shutil.rmtree(old, ignore_errors=True)

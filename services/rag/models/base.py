@@ -44,6 +44,7 @@ class ModelIdentity:
     query_prefix: str
     passage_prefix: str
     max_seq_length: int
+    revision: str | None = None  # the hub commit the weights came from; None for a local folder
 
 
 @runtime_checkable

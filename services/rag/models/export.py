@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import tempfile
 import time
 import warnings
 from collections.abc import Iterator
@@ -30,6 +28,7 @@ import numpy as np
 
 from ..config import Settings
 from ..errors import ModelError, RagError
+from ..files import sha256_file, staged_dir
 from .base import default_max_length, known_prefixes, weights_fingerprint
 from .loading import model_folder
 from .onnx_backend import (
@@ -40,7 +39,6 @@ from .onnx_backend import (
     OnnxCrossEncoder,
     OnnxEmbedder,
     OnnxModelSpec,
-    sha256_file,
 )
 
 __all__ = ["ExportResult", "cpu_flags", "export_model"]
@@ -315,25 +313,15 @@ def export_model(
     name = name or found_name
     folder = Path(folder_name)
     kind = kind or detect_kind(folder)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    work.chmod(0o755)  # mkdtemp makes it private; the folder is meant to be read by the serving user
     try:
-        spec = _export_into(work, name, folder, kind, quantize=quantize, optimize=optimize, opset=opset)
-        if out.exists():
-            shutil.rmtree(out)
-        work.rename(out)
+        with staged_dir(out) as work:
+            spec = _export_into(work, name, folder, kind, quantize=quantize, optimize=optimize, opset=opset)
     except RagError:
-        shutil.rmtree(work, ignore_errors=True)
         raise
     except (
         Exception
     ) as exc:  # torch, optimum, onnx and onnxruntime raise many types; one line is what users need
-        shutil.rmtree(work, ignore_errors=True)
         raise ModelError(f"cannot export {source!r}: {type(exc).__name__}: {exc}") from exc
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     return ExportResult(path=out, spec=spec, seconds=time.perf_counter() - started, bytes=size)
 

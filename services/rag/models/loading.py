@@ -58,6 +58,12 @@ def _require_onnx_runtime() -> None:
         raise ModelError(f"the onnx backend needs {' and '.join(missing)}: pip install 'rag[onnx]'")
 
 
+def _snapshot_revision(folder: str) -> str | None:
+    """The commit hash of a hub snapshot folder (`…/snapshots/<commit>`); None for a local model folder."""
+    path = Path(folder)
+    return path.name if path.parent.name == "snapshots" else None
+
+
 def load_embedder(settings: Settings) -> EmbeddingModel:
     if settings.backend == "onnx":
         folder = _onnx_folder(settings.embedding_model, settings.embedding_revision, settings)
@@ -91,6 +97,7 @@ def load_embedder(settings: Settings) -> EmbeddingModel:
             passage_prefix,
             settings.max_seq_length,
             settings.effective_threads(),
+            revision=_snapshot_revision(folder) or settings.embedding_revision,
         )
     except (OSError, ValueError, RuntimeError) as exc:
         raise ModelError(f"cannot load embedding model {settings.embedding_model!r}: {exc}") from None

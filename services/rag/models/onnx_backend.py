@@ -12,7 +12,6 @@ what they tokenize and how they turn the graph's output into vectors or scores.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import ModelError
+from ..files import sha256_file
 from .base import ModelIdentity
 
 __all__ = [
@@ -33,7 +33,6 @@ __all__ = [
     "OnnxModelSpec",
     "OnnxSession",
     "read_model_folder",
-    "sha256_file",
 ]
 
 MODEL_FILE = "model.onnx"
@@ -97,14 +96,6 @@ class OnnxModelSpec:
         if unknown:
             raise ValueError(f"unknown field(s) {', '.join(unknown)}")
         return cls(**data)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_model_folder(folder: str | Path, kind: str | None = None) -> OnnxModelSpec:

@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from ..config import Settings
 from ..errors import ModelError, RagError
+from ..files import staged_dir
 from .base import (
     ALTERNATE_FORMAT_DIRS,
     is_alternate_weights,
@@ -276,17 +277,8 @@ def _hub_ignore_patterns(repo_id: str, revision: str | None, offline: bool) -> l
 
 def _replace(out: Path, fill: Callable[[Path], None]) -> None:
     """Fill a fresh folder next to `out`, then swap it in: `out` is never left half-written."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        work.chmod(0o755)  # mkdtemp makes it private; the folder is meant to be read by the serving user
+    with staged_dir(out) as work:
         fill(work)
-        if out.exists():
-            shutil.rmtree(out)
-        work.rename(out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
 
 
 def _ignore(directory: str, names: list[str]) -> Iterable[str]:

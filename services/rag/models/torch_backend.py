@@ -25,6 +25,7 @@ class TorchEmbedder:
         passage_prefix: str,
         max_seq_length: int | None,
         threads: int,
+        revision: str | None = None,
     ) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
@@ -41,6 +42,7 @@ class TorchEmbedder:
             query_prefix=query_prefix,
             passage_prefix=passage_prefix,
             max_seq_length=int(self._model.max_seq_length),
+            revision=revision,
         )
 
     def encode(
