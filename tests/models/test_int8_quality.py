@@ -34,8 +34,8 @@ def first_sentences(n: int = 200) -> list[str]:
 
 @pytest.fixture(scope="module")
 def sentences() -> list[str]:
-    if not CORPUS.is_file():
-        pytest.skip(f"{CORPUS} not found (set RAG_SHARED_DATA)")
+    # The evaluation data is part of every checkout's surroundings (CI included): missing is a failure.
+    assert CORPUS.is_file(), f"{CORPUS} not found (set RAG_SHARED_DATA)"
     found = first_sentences()
     assert len(found) == 200
     return found
