@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -16,6 +17,7 @@ __all__ = [
     "EmbeddingModel",
     "ModelIdentity",
     "default_max_length",
+    "encode_in_chunks",
     "is_alternate_weights",
     "known_prefixes",
     "resolve_model_path",
@@ -185,3 +187,27 @@ def weights_fingerprint(folder: str | Path) -> str:
             while chunk := handle.read(1 << 20):
                 digest.update(chunk)
     return digest.hexdigest()[:16] if files else "unknown"
+
+
+_ENCODE_CHUNK = 2048  # texts prefixed and handed to a backend at once: bounds memory, drives the progress bar
+
+
+def encode_in_chunks(
+    texts: list[str],
+    prefix: str,
+    dim: int,
+    run: Callable[[list[str]], Iterator[tuple[np.ndarray, np.ndarray]]],
+    progress: bool = False,
+) -> np.ndarray:
+    """float32 [len(texts), dim]: `run` embeds one chunk of prefixed texts, yielding (positions in the chunk,
+    vectors) in any order, so a backend may sort by length for speed."""
+    from tqdm.auto import tqdm
+
+    out = np.empty((len(texts), dim), dtype=np.float32)
+    bar = tqdm(total=len(texts), desc="embed", unit="unit", disable=not progress, smoothing=0.1)
+    for start in range(0, len(texts), _ENCODE_CHUNK):
+        for positions, vectors in run([prefix + t for t in texts[start : start + _ENCODE_CHUNK]]):
+            out[start + positions] = vectors
+            bar.update(len(positions))
+    bar.close()
+    return out

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..files import sha256_file
-from .base import ModelIdentity
+from .base import ModelIdentity, encode_in_chunks
 
 __all__ = [
     "MANIFEST_FILE",
@@ -308,18 +308,10 @@ class OnnxEmbedder(_OnnxTextModel):
     def encode(
         self, texts: list[str], *, kind: str, batch_size: int = 64, progress: bool = False
     ) -> np.ndarray:
-        from tqdm.auto import tqdm
-
         prefix = self.identity.query_prefix if kind == "query" else self.identity.passage_prefix
-        out = np.empty((len(texts), self.identity.dim), dtype=np.float32)
-        bar = tqdm(total=len(texts), desc="embed", unit="unit", disable=not progress, smoothing=0.1)
-        for start in range(0, len(texts), _CHUNK):
-            chunk = [prefix + t for t in texts[start : start + _CHUNK]]
-            for positions, vectors in self._run(chunk, batch_size):
-                out[start + positions] = vectors
-                bar.update(len(positions))
-        bar.close()
-        return out
+        return encode_in_chunks(
+            texts, prefix, self.identity.dim, lambda chunk: self._run(chunk, batch_size), progress
+        )
 
 
 class OnnxCrossEncoder(_OnnxTextModel):

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
-from .base import ModelIdentity, default_max_length
+from .base import ModelIdentity, default_max_length, encode_in_chunks
 
 __all__ = ["TorchCrossEncoder", "TorchEmbedder"]
-
-_CHUNK = 2048  # texts handed to sentence-transformers at once: bounds memory, drives the progress bar
 
 
 class TorchEmbedder:
@@ -48,11 +46,7 @@ class TorchEmbedder:
     def encode(
         self, texts: list[str], *, kind: str, batch_size: int = 64, progress: bool = False
     ) -> np.ndarray:
-        prefix = self.identity.query_prefix if kind == "query" else self.identity.passage_prefix
-        out = np.empty((len(texts), self.identity.dim), dtype=np.float32)
-        bar = tqdm(total=len(texts), desc="embed", unit="unit", disable=not progress, smoothing=0.1)
-        for start in range(0, len(texts), _CHUNK):
-            chunk = [prefix + t for t in texts[start : start + _CHUNK]]
+        def run(chunk: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
             vectors = self._model.encode(
                 chunk,
                 batch_size=batch_size,
@@ -60,10 +54,10 @@ class TorchEmbedder:
                 normalize_embeddings=True,
                 show_progress_bar=False,
             )
-            out[start : start + len(chunk)] = vectors
-            bar.update(len(chunk))
-        bar.close()
-        return out
+            yield np.arange(len(chunk)), vectors
+
+        prefix = self.identity.query_prefix if kind == "query" else self.identity.passage_prefix
+        return encode_in_chunks(texts, prefix, self.identity.dim, run, progress)
 
 
 class TorchCrossEncoder:
