@@ -28,6 +28,8 @@ def scifact(tmp_path_factory: pytest.TempPathFactory):
     return settings, embedder, data, Bundle.load(path)
 
 
+# Reference rows set every signal explicitly (sentence_weight=0: no best-sentence signal), so they stay the
+# published setups whatever the shipped defaults become.
 def ndcg(pipeline: Pipeline, data, params: RetrievalParams) -> float:
     scores = []
     for qid, question in data.queries.items():
@@ -43,21 +45,27 @@ def with_bm25(bundle: Bundle, params: Bm25Params) -> Bundle:
 
 def test_dense_only_matches_the_published_minilm_number(scifact) -> None:
     _, embedder, data, bundle = scifact
-    score = ndcg(Pipeline(bundle, embedder), data, RetrievalParams(alpha=1.0, dense_top_k=1000, rerank=False))
+    score = ndcg(
+        Pipeline(bundle, embedder),
+        data,
+        RetrievalParams(alpha=1.0, dense_top_k=1000, rerank=False, sentence_weight=0.0),
+    )
     assert score == pytest.approx(0.645, abs=0.01)  # MTEB: 64.51
 
 
 def test_bm25_is_inside_the_published_band(scifact) -> None:
     _, embedder, data, bundle = scifact
     pipeline = Pipeline(with_bm25(bundle, Bm25Params(k1=1.5, b=0.75, title_weight=1.0)), embedder)
-    score = ndcg(pipeline, data, RetrievalParams(alpha=0.0, bm25_top_k=1000, rerank=False))
+    score = ndcg(
+        pipeline, data, RetrievalParams(alpha=0.0, bm25_top_k=1000, rerank=False, sentence_weight=0.0)
+    )
     assert 0.665 <= score <= 0.69  # BEIR 0.665, Pyserini 0.679, bm25s 0.687
 
 
 def test_shipped_defaults_beat_the_plain_hybrid_baseline(scifact) -> None:
     settings, embedder, data, bundle = scifact
     plain = Pipeline(with_bm25(bundle, Bm25Params(k1=1.5, b=0.75, title_weight=1.0)), embedder)
-    baseline = ndcg(plain, data, RetrievalParams(alpha=0.4, rerank=False))
+    baseline = ndcg(plain, data, RetrievalParams(alpha=0.4, rerank=False, sentence_weight=0.0))
     defaults = settings.bm25_params()
     tuned = Pipeline(with_bm25(bundle, defaults), embedder, None, settings.retrieval_params())
     score = ndcg(tuned, data, settings.retrieval_params().model_copy(update={"rerank": False}))
