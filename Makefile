@@ -15,12 +15,12 @@ export RAG_RERANKER_MODEL ?=
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install run test test-fast lint typecheck eval bench-models constraints clean
+.PHONY: install run ask test test-fast lint typecheck eval bench-models constraints clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e '.[torch,sample-model,dev,onnx,export]'
+	$(PIP) install -q -c constraints.txt -e '.[torch,sample-model,dev,onnx,export,api]'
 	@if $(PIP) list 2>/dev/null | grep -qiE '^(nvidia-|triton )'; then echo "CUDA packages were installed: refusing" >&2; exit 1; fi
 	touch $@
 
@@ -29,7 +29,11 @@ install: $(BIN)/.installed
 $(SAMPLE_BUNDLE)/manifest.json: $(BIN)/.installed $(wildcard $(SAMPLE_CORPUS)/*.md)
 	$(BIN)/rag build $(SAMPLE_CORPUS) --out $(SAMPLE_BUNDLE) --force --cache build/embeddings.sqlite
 
-run: $(SAMPLE_BUNDLE)/manifest.json  ## build the sample bundle (if needed) and answer from it
+run: $(SAMPLE_BUNDLE)/manifest.json  ## build the sample bundle (if needed) and serve it on :8000 with gunicorn
+	RAG_BUNDLE_DIR=$(SAMPLE_BUNDLE) RAG_BIND=$${RAG_BIND:-127.0.0.1:8000} \
+		$(BIN)/gunicorn -c python:rag.api.gunicorn_conf 'rag.api:create_app()'
+
+ask: $(SAMPLE_BUNDLE)/manifest.json  ## answer one question from the sample bundle on the command line
 	$(BIN)/rag ask $(SAMPLE_BUNDLE) "$${QUESTION:-How does the service decide to abstain?}"
 
 lint: $(BIN)/.installed

@@ -7,10 +7,12 @@ in its manifest) and `RetrievalParams` (per-query knobs, overridable per request
 
 from __future__ import annotations
 
+import math
 import os
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
@@ -20,6 +22,7 @@ __all__ = [
     "BuildConfig",
     "RetrievalParams",
     "Settings",
+    "available_cpus",
 ]
 
 DEFAULT_EMBEDDING_MODEL = "intfloat/e5-base-v2"
@@ -130,6 +133,26 @@ class Settings(BaseSettings):
     models_dir: str | None = Field(None, description="where downloaded models are cached")
     hnsw_ef_search: int = Field(64, ge=1)
 
+    # serving (the HTTP API and its gunicorn config)
+    bundle_dir: str = Field("build/bundle", description="the index bundle the API serves")
+    bind: str = "0.0.0.0:8000"
+    workers: int = Field(0, ge=0, description="gunicorn workers; 0 = cores // threads (never oversubscribes)")
+    preload: bool = Field(False, description="load the bundle and models once, before gunicorn forks")
+    api_key: SecretStr | None = Field(None, description="when set, /answer, /search, /info need it")
+    admin_key: SecretStr | None = Field(None, description="guards /cache/purge; unset = admin endpoints off")
+    cache_size: int = Field(1024, ge=0, description="answers kept per worker; 0 = no cache")
+    cache_ttl_seconds: float = Field(300.0, gt=0)
+    max_concurrency: int = Field(32, ge=1, description="requests admitted per worker; more get 429")
+    inference_threads: int = Field(2, ge=1, le=64, description="requests computed at once per worker")
+    request_timeout_seconds: float = Field(30.0, gt=0, description="per-request deadline (504 past it)")
+    max_body_bytes: int = Field(65_536, ge=1024, description="larger request bodies get 413")
+    drain_seconds: float = Field(
+        0.0, ge=0, description="after SIGTERM, /ready answers 503 this long before the worker stops"
+    )
+    warmup: bool = True
+    log_json: bool = True
+    log_level: str = "INFO"
+
     # build (see BuildConfig)
     unit: Unit = _BUILD.unit
     passage_tokens: int = _BUILD.passage_tokens
@@ -171,7 +194,9 @@ class Settings(BaseSettings):
         self.bm25_params()
         return self
 
-    @field_validator("reranker_model", "embedding_revision", "reranker_revision", mode="before")
+    @field_validator(
+        "reranker_model", "embedding_revision", "reranker_revision", "api_key", "admin_key", mode="before"
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         # `RAG_RERANKER_MODEL=` (empty) is how a deployment turns the reranker off.
@@ -187,9 +212,23 @@ class Settings(BaseSettings):
         return Bm25Params(k1=self.bm25_k1, b=self.bm25_b, title_weight=self.bm25_title_weight)
 
     def effective_threads(self) -> int:
-        if self.threads:
-            return self.threads
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except AttributeError:  # pragma: no cover - non-Linux
-            return max(1, os.cpu_count() or 1)
+        return self.threads or available_cpus()
+
+
+def available_cpus(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
+    """The CPUs this process may really use: its affinity, capped by a cgroup v2 CPU quota.
+
+    In a Kubernetes pod with `limits.cpu: 2` on a 64-core node the affinity still shows 64 cores; sizing
+    workers or ORT threads from that oversubscribes the quota and the pod is throttled.
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        cpus = os.cpu_count() or 1
+    try:
+        quota, period = (cgroup_root / "cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        pass
+    return max(1, cpus)

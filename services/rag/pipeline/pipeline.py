@@ -77,16 +77,28 @@ class Pipeline:
         self.embedder = embedder
         self.reranker = reranker
         self.params = params or RetrievalParams()
+        self.load_seconds: dict[str, float] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, bundle_path: str | Path) -> Pipeline:
+        started = time.perf_counter()
         bundle = Bundle.load(
             bundle_path,
             bm25=settings.bm25_params(),
             ef_search=settings.hnsw_ef_search,
             threads=settings.effective_threads(),
         )
-        return cls(bundle, load_embedder(settings), load_reranker(settings), settings.retrieval_params())
+        loaded = {"bundle": time.perf_counter() - started}
+        started = time.perf_counter()
+        embedder = load_embedder(settings)
+        loaded["embedder"] = time.perf_counter() - started
+        started = time.perf_counter()
+        reranker = load_reranker(settings)
+        if reranker is not None:
+            loaded["reranker"] = time.perf_counter() - started
+        pipeline = cls(bundle, embedder, reranker, settings.retrieval_params())
+        pipeline.load_seconds = loaded
+        return pipeline
 
     @property
     def corpus_id(self) -> str:
@@ -283,7 +295,7 @@ class Pipeline:
     ) -> Answer:
         """Evidence (MMR) and the extractive answer — or an abstention — from a ranking."""
         t = timings or _Timings()
-        with t.stage("select"):
+        with t.stage("mmr"):
             rows, relevance = self.evidence_candidates(ranking, p)
             vectors = np.asarray(self.bundle.sentence_vectors[rows]) if len(rows) else np.zeros((0, 1))
             picked = mmr(relevance, vectors, p.evidence_k, p.mmr_lambda, p.evidence_min_ratio)

@@ -1,0 +1,78 @@
+"""gunicorn settings for the API: `gunicorn -c python:rag.api.gunicorn_conf 'rag.api:create_app()'`.
+
+Every value comes from the one Settings object (`RAG_*`), so the container, the chart and `make run` set the
+same variables. Choices, and why:
+- Workers × ORT threads never exceed the CPUs this process may use (cgroup quota included). With neither
+  set, each core gets one single-threaded worker: on 2 cores, 2 workers × 2 threads was the worst setting
+  measured (a 20-pair rerank went from ~0.2 s to ~0.6 s under load; PERF_NOTES).
+- keep-alive 75 s outlives the usual load-balancer idle timeout (60 s on AWS ALB, nginx, haproxy here), so the
+  balancer, not the server, closes idle connections — no request races a server-side close.
+- max_requests with jitter recycles workers (bounded memory growth) without restarting them all at once.
+- graceful_timeout covers the drain period plus the request deadline, so no admitted request is cut off.
+- preload (RAG_PRELOAD) loads the bundle and models in the master before fork; see docs/BENCHMARKS.md for
+  the measured memory of each choice.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Any
+
+from rag.config import Settings, available_cpus
+
+_settings = Settings()
+_cpus = available_cpus()
+_threads = _settings.threads or (max(1, _cpus // _settings.workers) if _settings.workers else 1)
+_workers = _settings.workers or max(1, _cpus // _threads)
+if _workers * _threads > _cpus:
+    raise SystemExit(
+        f"RAG_WORKERS={_workers} × RAG_THREADS={_threads} oversubscribes the {_cpus} CPUs this process may use"
+    )
+# The workers read their Settings from the environment: hand them the resolved thread count.
+os.environ["RAG_THREADS"] = str(_threads)
+
+# Prometheus multiprocess mode: one directory of per-worker files, set before any worker imports the metrics.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="rag-prometheus-")
+
+bind = _settings.bind
+workers = _workers
+worker_class = "uvicorn_worker.UvicornWorker"
+keepalive = 75
+timeout = int(_settings.request_timeout_seconds + 30)
+graceful_timeout = int(_settings.drain_seconds + _settings.request_timeout_seconds + 5)
+max_requests = 20_000
+max_requests_jitter = 2_000
+preload_app = _settings.preload
+accesslog = None  # the app writes one JSON line per request itself
+errorlog = "-"
+loglevel = _settings.log_level.lower()
+proc_name = "rag"
+logconfig_dict: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "rag.api.logs.JsonFormatter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    },
+    "loggers": {
+        "gunicorn.error": {"handlers": ["console"], "level": loglevel.upper(), "propagate": False},
+        "uvicorn.error": {"handlers": ["console"], "level": loglevel.upper(), "propagate": False},
+    },
+}
+
+
+def on_starting(server: Any) -> None:
+    # Files of a previous run would be summed into this one's counters.
+    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder, exist_ok=True)
+    server.log.info(f"workers={workers} threads_per_worker={_threads} cpus={_cpus} preload={preload_app}")
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,146 @@
+"""What one worker knows about itself: its pipeline (once loaded), readiness, cache and admission."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from ..config import Settings
+from ..errors import RagError
+from ..pipeline import Pipeline
+from .admission import Admission
+from .cache import AnswerCache
+from .errors import NotReady
+from .metrics import INDEX_INFO, MODEL_LOAD_SECONDS, READY
+from .schemas import ReadyBody
+
+__all__ = ["ServiceState"]
+
+log = logging.getLogger("rag.api")
+
+WARMUP_QUESTION = "What is this collection about?"
+
+
+class ServiceState:
+    def __init__(self, settings: Settings, pipeline: Pipeline | None = None) -> None:
+        self.settings = settings
+        self.pipeline: Pipeline | None = None
+        self.phase: str = "starting"
+        self.reason: str | None = "loading the bundle and models"
+        self.error_type: str | None = None
+        self.draining = False
+        self.cache = AnswerCache(settings.cache_size, settings.cache_ttl_seconds)
+        self.admission = Admission(
+            settings.max_concurrency, settings.inference_threads, settings.request_timeout_seconds
+        )
+        self.preloaded = pipeline
+
+    # ---- lifecycle ---------------------------------------------------------------------------------------
+
+    def start(self, load: Callable[[], Pipeline]) -> None:
+        """Load (unless preloaded) and warm up; never raises — a failure is reported by /ready."""
+        try:
+            pipeline = self.preloaded or load()
+            for part, seconds in pipeline.load_seconds.items():
+                MODEL_LOAD_SECONDS.labels(part).set(seconds)
+            if self.settings.warmup:
+                started = time.perf_counter()
+                pipeline.answer(WARMUP_QUESTION, pipeline.resolve({"rerank": True}))
+                MODEL_LOAD_SECONDS.labels("warmup").set(time.perf_counter() - started)
+            self.install(pipeline)
+        except RagError as exc:
+            self._fail(str(exc), exc.error_type)
+        except Exception as exc:  # the pod must report why it will never be ready, not crash-loop silently
+            log.exception("startup failed")
+            self._fail(f"{type(exc).__name__}: {exc}", "internal")
+
+    def _fail(self, reason: str, error_type: str) -> None:
+        self.phase, self.reason, self.error_type = "failed", reason, error_type
+        log.error("not ready: %s", reason, extra={"error_type": error_type})
+
+    def install(self, pipeline: Pipeline) -> None:
+        manifest = pipeline.bundle.manifest
+        self.cache.bind(manifest.corpus_id)
+        self.pipeline = pipeline
+        INDEX_INFO.labels(
+            str(manifest.format_version), manifest.corpus_id, manifest.embedding_model.name
+        ).set(1)
+        self.phase, self.reason, self.error_type = "ready", None, None
+        READY.set(1)
+        log.info(
+            "ready",
+            extra={
+                "corpus_id": manifest.corpus_id,
+                "units": manifest.counts,
+                "load_seconds": pipeline.load_seconds,
+            },
+        )
+
+    def start_draining(self) -> None:
+        self.draining = True
+        READY.set(0)
+
+    def stop(self) -> None:
+        READY.set(0)
+        self.admission.shutdown()
+
+    # ---- questions the routes ask -----------------------------------------------------------------------
+
+    def require_pipeline(self) -> Pipeline:
+        if self.pipeline is None:
+            raise NotReady(f"the service is not ready: {self.reason}")
+        return self.pipeline
+
+    def readiness(self) -> ReadyBody:
+        corpus_id = self.pipeline.corpus_id if self.pipeline else None
+        if self.phase != "ready":
+            return ReadyBody(status="failed" if self.phase == "failed" else "starting", reason=self.reason)
+        if self.draining:
+            return ReadyBody(status="draining", reason="shutting down", corpus_id=corpus_id)
+        if self.admission.saturated:
+            return ReadyBody(
+                status="saturated",
+                reason=f"{self.admission.in_flight} requests in flight",
+                corpus_id=corpus_id,
+            )
+        return ReadyBody(status="ready", corpus_id=corpus_id)
+
+    # ---- SIGTERM -----------------------------------------------------------------------------------------
+
+    def install_drain_handler(self) -> None:
+        """On SIGTERM: /ready turns 503 at once, and the server's own shutdown starts `drain_seconds` later.
+
+        That gap lets a load balancer's health check take the instance out of rotation before it stops
+        accepting connections. A second SIGTERM stops at once.
+        """
+        seconds = self.settings.drain_seconds
+        if seconds <= 0 or threading.current_thread() is not threading.main_thread():
+            return
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def forward(signum: int, frame: FrameType | None) -> None:
+            if callable(previous):
+                previous(signum, frame)
+            else:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.raise_signal(signal.SIGTERM)
+
+        def on_sigterm(signum: int, frame: FrameType | None) -> None:
+            if self.draining:
+                forward(signum, frame)
+                return
+            self.start_draining()
+            log.info("SIGTERM: draining", extra={"drain_seconds": seconds})
+            timer = threading.Timer(seconds, forward, args=(signum, frame))
+            timer.daemon = True
+            timer.start()
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+
+    def describe(self) -> dict[str, Any]:
+        return {"phase": self.phase, "draining": self.draining, "in_flight": self.admission.in_flight}
