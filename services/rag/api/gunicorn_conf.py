@@ -50,6 +50,7 @@ accesslog = None  # the app writes one JSON line per request itself
 errorlog = "-"
 loglevel = _settings.log_level.lower()
 proc_name = "rag"
+control_socket_disable = True  # gunicorn 27 would otherwise open one shared ~/.gunicorn/gunicorn.ctl per host
 logconfig_dict: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -1,0 +1,241 @@
+"""The service as users run it: gunicorn workers, a real Prometheus scraping them, haproxy in front."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tools import Gunicorn, Started, free_port, require_tool, stop, wait_for
+
+QUESTIONS = [
+    "When was the Eiffel Tower completed?",
+    "What do roots absorb?",
+    "At what temperature does water boil?",
+    "What do cats do all day?",
+    "Where does photosynthesis happen?",
+    "How tall is the Eiffel Tower?",
+]
+
+
+def ask(url: str, question: str, client: httpx.Client | None = None) -> httpx.Response:
+    return (client or httpx).post(f"{url}/answer", json={"question": question}, timeout=30.0)
+
+
+def scrape_sum(url: str, metric: str) -> float:
+    total = 0.0
+    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+        if line.startswith(metric + "{") or line.startswith(metric + " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_prometheus_reads_answers_summed_over_two_workers(gunicorn: Started, tmp_path: Path) -> None:
+    prometheus = require_tool("prometheus", "prometheus")
+    service = gunicorn()
+    assert len(service.workers()) == 2
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(
+            pool.map(lambda i: ask(service.url, QUESTIONS[i % 6] + f" #{i}").status_code, range(40))
+        )
+    assert statuses == [200] * 40
+    # both workers answered: each writes its own counter file in multiprocess mode
+    assert len([f for f in os.listdir(service.metrics_dir) if f.startswith("counter_")]) == 2
+    assert scrape_sum(service.url, "rag_answers_total") == 40  # any worker reports the sum
+
+    port = free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        "scrape_configs:\n"
+        "  - job_name: rag\n"
+        "    scrape_interval: 1s\n"
+        "    scrape_timeout: 1s\n"
+        f"    static_configs: [{{targets: ['127.0.0.1:{service.port}']}}]\n"
+    )
+    process = subprocess.Popen(
+        [
+            prometheus,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/-/ready", timeout=30, process=process)
+        value = None
+        deadline = time.monotonic() + 40  # discovery alone takes ~5 s in Prometheus 2.42
+        while time.monotonic() < deadline:
+            result = httpx.get(
+                f"http://127.0.0.1:{port}/api/v1/query", params={"query": "sum(rag_answers_total)"}, timeout=5
+            ).json()["data"]["result"]
+            if result:
+                value = float(result[0]["value"][1])
+                if value == 40:
+                    break
+            time.sleep(0.5)
+        assert value == 40
+        stages = httpx.get(
+            f"http://127.0.0.1:{port}/api/v1/query",
+            params={
+                "query": 'sum by (stage) (rag_stage_seconds_count{stage=~"embed|bm25|dense|fuse|rerank|mmr"})'
+            },
+            timeout=5,
+        ).json()["data"]["result"]
+        assert {r["metric"]["stage"] for r in stages} == {"embed", "bm25", "dense", "fuse", "rerank", "mmr"}
+    finally:
+        stop(process)
+
+
+HAPROXY_CONFIG = """
+global
+    maxconn 256
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 30s
+    timeout server 30s
+    timeout check 1s
+frontend rag
+    bind 127.0.0.1:{port}
+    stats enable
+    stats uri /haproxy-stats
+    default_backend rag
+backend rag
+    balance roundrobin
+    option httpchk GET /ready
+    http-check expect status 200
+    default-server inter 200ms fall 2 rise 2
+    # A worker killed mid-request closes its connection without an answer: retry on the other instance.
+    # /answer has no side effects, so replaying a POST is safe.
+    retries 3
+    option redispatch
+    retry-on all-retryable-errors
+    option http-buffer-request
+{servers}
+"""
+
+
+def server_stats(url: str) -> dict[str, dict[str, str]]:
+    text = httpx.get(f"{url}/haproxy-stats;csv", timeout=5).text.lstrip("# ")
+    return {row["svname"]: row for row in csv.DictReader(io.StringIO(text)) if row["pxname"] == "rag"}
+
+
+def wait_status(url: str, server: str, status: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server_stats(url)[server]["status"] == status:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"haproxy never saw {server} {status}: {server_stats(url)[server]['status']}")
+
+
+@pytest.fixture()
+def haproxy(tmp_path: Path):
+    binary = require_tool("haproxy", "haproxy")
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(instances: dict[str, Gunicorn]) -> str:
+        port = free_port()
+        servers = "\n".join(f"    server {name} 127.0.0.1:{g.port} check" for name, g in instances.items())
+        config = tmp_path / "haproxy.cfg"
+        config.write_text(HAPROXY_CONFIG.format(port=port, servers=servers))
+        subprocess.run([binary, "-c", "-f", str(config)], check=True, capture_output=True)
+        process = subprocess.Popen(
+            [binary, "-f", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        processes.append(process)
+        url = f"http://127.0.0.1:{port}"
+        wait_for(f"{url}/haproxy-stats", timeout=20, process=process)
+        return url
+
+    yield start
+    for process in processes:
+        stop(process)
+
+
+def test_balancer_skips_unready_instances_and_loses_nothing_when_a_worker_dies(
+    gunicorn: Started, haproxy, tmp_path: Path
+) -> None:
+    a = gunicorn()
+    broken = gunicorn(wait_ready=False, RAG_BUNDLE_DIR=str(tmp_path / "no-such-bundle"))
+    wait_for(f"{broken.url}/health", 200, process=broken.process)
+    b = gunicorn()
+    url = haproxy({"a": a, "broken": broken, "b": b})
+    wait_status(url, "a", "UP")
+    wait_status(url, "b", "UP")
+    assert server_stats(url)["broken"]["status"] == "DOWN"  # alive (/health 200) but /ready says failed
+
+    with httpx.Client() as client:
+        responses = [ask(url, QUESTIONS[i % 6], client) for i in range(30)]
+    assert [r.status_code for r in responses] == [200] * 30
+    stats = server_stats(url)
+    assert stats["broken"]["stot"] == "0"
+    assert int(stats["a"]["stot"]) > 0 and int(stats["b"]["stot"]) > 0
+
+    # kill -9 one worker of `a` while 8 clients keep asking: the balancer retries on another worker/instance
+    victim = a.workers()[0]
+    results: list[int] = []
+
+    def load(i: int) -> int:
+        with httpx.Client() as client:
+            codes = [ask(url, f"{QUESTIONS[(i + j) % 6]} {i}-{j}", client).status_code for j in range(15)]
+        return sum(code == 200 for code in codes)
+
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(load, i) for i in range(8)]
+        time.sleep(0.5)
+        os.kill(victim, signal.SIGKILL)
+        results = [f.result() for f in futures]
+    assert results == [15] * 8
+    assert victim not in a.workers()  # it really died (gunicorn started a replacement)
+
+
+def test_sigterm_drains_a_worker_ready_turns_503_while_answers_still_flow(gunicorn: Started) -> None:
+    service = gunicorn(RAG_WORKERS="1", RAG_DRAIN_SECONDS="3")
+    (worker,) = service.workers()
+    os.kill(worker, signal.SIGTERM)
+    wait_for(f"{service.url}/ready", 503, timeout=5)
+    assert httpx.get(f"{service.url}/ready").json()["status"] == "draining"
+    assert ask(service.url, QUESTIONS[0]).status_code == 200  # still serving during the drain
+    wait_for(f"{service.url}/ready", 200, timeout=60)  # gunicorn replaced the worker
+    assert service.workers() != [worker]
+
+
+def test_schemathesis_finds_no_server_error(gunicorn: Started, tmp_path: Path) -> None:
+    service = gunicorn(RAG_WORKERS="1", RAG_ADMIN_KEY="admin", RAG_LOG_LEVEL="ERROR")
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "st"),
+            "run",
+            f"{service.url}/openapi.json",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "60",
+            "--seed",
+            "1",
+            "--header",
+            "X-Admin-Key: admin",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    cases = re.search(r"(\d+) generated, (\d+) passed", result.stdout)
+    assert cases and int(cases.group(1)) == int(cases.group(2)) >= 100, result.stdout[-4000:]
+    assert "Tested: 8" in result.stdout, result.stdout[-4000:]
