@@ -41,6 +41,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from tiny_models import save_xlmr_cross_encoder  # noqa: E402  (one builder for test- and bench-sized models)
+
 SHARED_DATA = Path(os.environ.get("RAG_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 MODELS = {
@@ -137,38 +140,9 @@ def xlmr_base_tokenizer(vocab_size: int = 250002) -> Any:
 
 
 def make_bge_base_cross_encoder(folder: Path) -> Path:
-    import torch
-    from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification, XLMRobertaTokenizerFast
-
-    folder.mkdir(parents=True, exist_ok=True)
-    fast = XLMRobertaTokenizerFast(
-        tokenizer_object=xlmr_base_tokenizer(),
-        bos_token="<s>",
-        eos_token="</s>",
-        sep_token="</s>",
-        cls_token="<s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        mask_token="<mask>",
-        model_max_length=512,
+    return save_xlmr_cross_encoder(
+        folder, xlmr_base_tokenizer(), hidden=768, layers=12, heads=12, intermediate=3072, max_length=512
     )
-    fast.save_pretrained(folder)
-    torch.manual_seed(0)
-    config = XLMRobertaConfig(
-        vocab_size=250002,
-        hidden_size=768,
-        num_hidden_layers=12,
-        num_attention_heads=12,
-        intermediate_size=3072,
-        max_position_embeddings=514,
-        type_vocab_size=1,
-        pad_token_id=1,
-        bos_token_id=0,
-        eos_token_id=2,
-        num_labels=1,
-    )
-    XLMRobertaForSequenceClassification(config).eval().save_pretrained(folder)
-    return folder
 
 
 def prepare(work: Path, models: list[str], variants: list[str], echo: Callable[[str], None]) -> None:

@@ -8,6 +8,7 @@ Both tokenizers are trained here on a few sentences, so nothing is downloaded.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 TRAINING_TEXT = [
     "The quick brown fox jumps over the lazy dog.",
@@ -59,13 +60,10 @@ def make_tiny_e5(folder: Path, seed: int = 0) -> Path:
 
 
 def make_tiny_bge_reranker(folder: Path, seed: int = 0) -> Path:
-    import torch
     from tokenizers import Tokenizer, decoders, pre_tokenizers, processors
     from tokenizers.models import Unigram
     from tokenizers.trainers import UnigramTrainer
-    from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification, XLMRobertaTokenizerFast
 
-    folder.mkdir(parents=True, exist_ok=True)
     tok = Tokenizer(Unigram())
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
     tok.decoder = decoders.Metaspace()
@@ -74,8 +72,30 @@ def make_tiny_bge_reranker(folder: Path, seed: int = 0) -> Path:
         TRAINING_TEXT, UnigramTrainer(vocab_size=300, special_tokens=specials, unk_token="<unk>")
     )
     tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
-    fast = XLMRobertaTokenizerFast(
-        tokenizer_object=tok,
+    return save_xlmr_cross_encoder(
+        folder, tok, seed=seed, hidden=32, layers=2, heads=2, intermediate=64, max_length=128
+    )
+
+
+def save_xlmr_cross_encoder(
+    folder: Path,
+    tokenizer: Any,
+    *,
+    seed: int = 0,
+    hidden: int,
+    layers: int,
+    heads: int,
+    intermediate: int,
+    max_length: int,
+) -> Path:
+    """A randomly initialised XLMRobertaForSequenceClassification (one label, as bge-reranker) with `tokenizer`
+    (a `tokenizers.Tokenizer` using XLM-R's special ids) — from test-sized to bge-reranker-base-sized."""
+    import torch
+    from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification, XLMRobertaTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    XLMRobertaTokenizerFast(
+        tokenizer_object=tokenizer,
         bos_token="<s>",
         eos_token="</s>",
         sep_token="</s>",
@@ -83,17 +103,16 @@ def make_tiny_bge_reranker(folder: Path, seed: int = 0) -> Path:
         unk_token="<unk>",
         pad_token="<pad>",
         mask_token="<mask>",
-        model_max_length=128,
-    )
-    fast.save_pretrained(folder)
+        model_max_length=max_length,
+    ).save_pretrained(folder)
     torch.manual_seed(seed)
     config = XLMRobertaConfig(
-        vocab_size=tok.get_vocab_size(),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=130,
+        vocab_size=tokenizer.get_vocab_size(),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=intermediate,
+        max_position_embeddings=max_length + 2,
         type_vocab_size=1,
         pad_token_id=1,
         bos_token_id=0,
