@@ -46,7 +46,11 @@ CHECK = textwrap.dedent(
         backend="onnx", embedding_model=embedder, reranker_model=reranker, threads=1,
         abstain_threshold=-1.0, abstain_rerank_threshold=0.0,
     )
-    answer = Pipeline.from_settings(settings, bundle).answer(question)
+    pipeline = Pipeline.from_settings(settings, bundle)
+    answer = pipeline.answer(question)
+    from rag.api import create_app  # the HTTP service over the same pipeline: still no torch
+
+    create_app(settings, pipeline)
     print(json.dumps({
         "torch_error": torch_error,
         "rag_file": rag.__file__,
@@ -100,7 +104,7 @@ def onnx_only_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--quiet",
             "-c",
             str(source / "constraints.txt"),
-            f"{source}[onnx]",
+            f"{source}[onnx,api]",
         ],
         root,
         timeout=1800,

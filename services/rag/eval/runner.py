@@ -287,6 +287,16 @@ class EvalRunner:
                 "rerank",
             )
 
+        # The configured settings as shipped (whatever this run's sweeps chose): what the int8-vs-fp32 and
+        # model-vs-model comparisons in docs/EVALUATION.md read, at one fixed setting.
+        shipped = self.settings.retrieval_params().model_dump(exclude={"rerank"})
+        evaluate(
+            Variant(
+                "shipped defaults (settings), document units", docs, self.settings.bm25_params(), shipped
+            ),
+            "shipped",
+        )
+
         # Evidence sentences (SciFact's annotated rationales), plain baseline vs chosen settings.
         evidence_plain = Variant("plain hybrid over sentences", sent, bm25s_defaults, plain)
         sentence_params = {k: v for k, v in fusion_params.items() if k != "sentence_weight"}

