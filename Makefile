@@ -15,7 +15,7 @@ export RAG_RERANKER_MODEL ?=
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install run ask test test-fast lint typecheck eval bench-models constraints clean
+.PHONY: install run ask test test-fast lint typecheck eval bench bench-models constraints clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ test-fast: $(BIN)/.installed  ## the quick loop: no slow (full-dataset) tests
 
 eval: $(BIN)/.installed  ## SciFact + SQuAD evaluation (about an hour cold; minutes with the embedding cache)
 	$(BIN)/rag eval $(EVAL_DIR) --data $(SHARED_DATA)
+
+bench: $(BIN)/.installed  ## /answer over HTTP vs in-process: latency, throughput, memory (BENCH_ARGS=--quick: dry run)
+	@command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q --no-install-recommends wrk)
+	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/python benchmarks/bench_http.py $(BENCH_ARGS)
 
 bench-models: $(BIN)/.installed  ## model latency: torch fp32/bf16 vs ONNX fp32/int8 (BENCH_ARGS=--quick for a dry run)
 	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/python benchmarks/bench_models.py $(BENCH_ARGS)

@@ -39,3 +39,20 @@ def test_out_of_range_settings_fail_at_startup(
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_available_cpus_honours_a_cgroup_quota(tmp_path) -> None:
+    import os
+
+    from rag.config import available_cpus
+
+    affinity = len(os.sched_getaffinity(0))
+    (tmp_path / "cpu.max").write_text("100000 100000\n")
+    assert available_cpus(tmp_path) == 1
+    (tmp_path / "cpu.max").write_text(
+        "150000 100000\n"
+    )  # 1.5 CPUs: round up, a worker may use a partial core
+    assert available_cpus(tmp_path) == min(2, affinity)
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert available_cpus(tmp_path) == affinity
+    assert available_cpus(tmp_path / "absent") == affinity

@@ -7,7 +7,6 @@ in its manifest) and `RetrievalParams` (per-query knobs, overridable per request
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Literal
@@ -228,7 +227,7 @@ def available_cpus(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
     try:
         quota, period = (cgroup_root / "cpu.max").read_text().split()[:2]
         if quota != "max":
-            cpus = min(cpus, math.ceil(int(quota) / int(period)))
+            cpus = min(cpus, int(quota) // int(period))
     except (OSError, ValueError):
         pass
     return max(1, cpus)
