@@ -47,12 +47,13 @@ def test_available_cpus_honours_a_cgroup_quota(tmp_path) -> None:
     from rag.config import available_cpus
 
     affinity = len(os.sched_getaffinity(0))
-    (tmp_path / "cpu.max").write_text("100000 100000\n")
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text("100000 100000\n")
     assert available_cpus(tmp_path) == 1
-    (tmp_path / "cpu.max").write_text(
-        "150000 100000\n"
-    )  # 1.5 CPUs: round up, a worker may use a partial core
+    cpu_max.write_text("250000 100000\n")  # 2.5 CPUs: 2 whole ones, so workers never oversubscribe
     assert available_cpus(tmp_path) == min(2, affinity)
-    (tmp_path / "cpu.max").write_text("max 100000\n")
+    cpu_max.write_text("50000 100000\n")  # half a CPU still runs one worker
+    assert available_cpus(tmp_path) == 1
+    cpu_max.write_text("max 100000\n")
     assert available_cpus(tmp_path) == affinity
     assert available_cpus(tmp_path / "absent") == affinity
