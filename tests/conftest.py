@@ -5,25 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from samples import write_corpus
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("RAG_SHARED_DATA", ROOT.parent / "shared" / "data"))
-
-SAMPLE_DOCS = {
-    "paris.md": "# Paris\n\nParis is the capital of France. The Eiffel Tower was completed in 1889.\n\n"
-    "It is 330 metres tall. Millions of tourists visit it every year.\n",
-    "water.txt": "Water boils at 100 degrees Celsius at sea level. At higher altitudes it boils at a lower "
-    "temperature, e.g. about 90 degrees on high mountains. Ice melts at 0 degrees.",
-    "cats.html": "<html><head><title>Cats</title><style>p {color: red}</style></head><body><h1>Cats</h1>"
-    "<p>Cats sleep most of the day.</p><p>Dogs bark at the postman every morning. Cats do not.</p>"
-    "<script>var x = 1;</script></body></html>",
-    "plants.jsonl": '{"id": "photo", "title": "Photosynthesis", "text": "Photosynthesis converts light energy '
-    'into chemical energy. It happens in the chloroplasts of plants.", "metadata": {"tags": ["biology"]}}\n'
-    '{"id": "roots", "title": "Roots", "text": "Roots absorb water and minerals from the soil.", '
-    '"metadata": {"tags": ["biology", "botany"]}}\n',
-}
 
 
 @pytest.fixture(scope="session")
@@ -59,17 +44,6 @@ def reranker(settings):
     from rag.models import load_reranker
 
     return load_reranker(settings)
-
-
-def write_corpus(folder: Path, files: dict[str, str | bytes] = SAMPLE_DOCS) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        path = folder / name
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content, encoding="utf-8")
-    return folder
 
 
 @pytest.fixture()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_corpus
 from rag.cli import main
+from samples import write_corpus
 
 
 @pytest.fixture()

@@ -5,9 +5,9 @@ import re
 
 import pytest
 
-from conftest import SHARED_DATA
 from rag.config import BuildConfig
 from rag.corpus import load_corpus, segment_corpus, split_sentences
+from samples import SHARED_DATA
 
 
 def sentences(text: str) -> list[str]:

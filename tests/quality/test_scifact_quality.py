@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED_DATA
 from rag.config import RetrievalParams, Settings
 from rag.eval import load_beir, ndcg_at_k
 from rag.index import Bm25Params, Bundle, build_bundle
@@ -13,6 +12,7 @@ from rag.index.lexical import Bm25Index
 from rag.index.writer import BM25_DIR
 from rag.models import OFFLINE_MINILM, load_embedder
 from rag.pipeline import Pipeline
+from samples import SHARED_DATA
 
 pytestmark = pytest.mark.slow
 

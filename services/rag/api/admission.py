@@ -1,8 +1,12 @@
 """Admission control and deadlines: a full worker says 429 at once instead of queueing without bound.
 
-Inference runs on a small thread pool, never on the event loop, so `/health`, `/ready` and `/metrics` answer
-while a reranker is busy. A request holds its slot until its computation really ends — even past its
-deadline — so a worker that is timing out requests also stops admitting new ones.
+Reranked requests (hundreds of ms to seconds) run on a small thread pool, so `/health`, `/ready` and
+`/metrics` answer while a reranker is busy. A request holds its slot until its computation really ends — even
+past its deadline — so a worker that is timing out requests also stops admitting new ones.
+
+Requests without a reranker take a few milliseconds and run inline on the event loop: handing them to a thread
+and back cost ~1.2 ms of a ~7 ms answer here (the hop itself, and the pipeline running slower beside the
+loop's thread; docs/BENCHMARKS.md). They hold the loop no longer than one answer, and their deadline is moot.
 """
 
 from __future__ import annotations
@@ -54,8 +58,9 @@ class Admission:
             self._in_flight -= 1
         IN_FLIGHT.dec()
 
-    async def run(self, fn: Callable[[], T]) -> T:
-        """Run `fn` on the pool within the deadline; Overloaded if no slot, DeadlineExceeded past it."""
+    async def run(self, fn: Callable[[], T], *, inline: bool = False) -> T:
+        """Run `fn` (on the pool unless `inline`) within the deadline; Overloaded if no slot is free,
+        DeadlineExceeded past the deadline."""
         with self._lock:
             if self._in_flight >= self.limit:
                 raise Overloaded(
@@ -63,6 +68,11 @@ class Admission:
                 )
             self._in_flight += 1
         IN_FLIGHT.inc()
+        if inline:
+            try:
+                return fn()
+            finally:
+                self._release(Future())
         try:
             future = self._executor.submit(fn)
         except RuntimeError:  # the pool is shut down: the worker is stopping

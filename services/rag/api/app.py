@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_fastapi_instrumentator import Instrumentator
 
 from .. import __version__
-from ..config import Settings
+from ..config import RetrievalParams, Settings
 from ..errors import RagError
 from ..pipeline import Answer, Pipeline
 from .cache import cache_key
@@ -69,17 +69,23 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     """
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_json)
+    preload_error: RagError | None = None
     if pipeline is None and settings.preload:
-        pipeline = load_pipeline(settings)
-    state = ServiceState(settings, pipeline)
+        try:
+            pipeline = load_pipeline(settings)
+        except RagError as exc:  # reported by every worker's /ready, as when loading after fork
+            preload_error = exc
+    state = ServiceState(settings, pipeline, preload_error)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.install_drain_handler()
-        # Loading runs beside the server so /health answers and /ready says "starting" meanwhile.
+        # Loading runs beside the server so /health answers and /ready says "starting" meanwhile; a query
+        # that reaches a worker still loading waits for it (gunicorn's other workers may already be ready).
         loader = asyncio.get_running_loop().run_in_executor(
             None, state.start, lambda: load_pipeline(settings)
         )
+        state.settled = loader
         app.state.loader = loader
         try:
             yield
@@ -123,7 +129,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         summary="Answer a question with verbatim evidence sentences, or abstain",
     )
     async def answer(body: AnswerRequest, request: Request) -> Response:
-        pipeline = state.require_pipeline()
+        pipeline = await state.pipeline_when_loaded()
         log_fields = request.state.log = {}
         try:
             params = pipeline.resolve(body.overrides())
@@ -134,7 +140,9 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
                 result, age = cached
                 cache = CacheInfo(hit=True, age_seconds=round(age, 3))
             else:
-                result = await state.admission.run(lambda: pipeline.answer(body.question, params, filters))
+                result = await state.admission.run(
+                    lambda: pipeline.answer(body.question, params, filters), inline=_quick(pipeline, params)
+                )
                 cache = CacheInfo(hit=False)
                 _observe_stages(result.timings_ms)
                 if state.cache.enabled:
@@ -162,11 +170,12 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         summary="Ranked evidence units for a question (no answer, no cache)",
     )
     async def search(body: SearchRequest, request: Request) -> Response:
-        pipeline = state.require_pipeline()
+        pipeline = await state.pipeline_when_loaded()
         params = pipeline.resolve(body.overrides())
         filters = body.pipeline_filters()
         result = await state.admission.run(
-            lambda: pipeline.search(body.question, params, filters, body.limit)
+            lambda: pipeline.search(body.question, params, filters, body.limit),
+            inline=_quick(pipeline, params),
         )
         _observe_stages(result.timings_ms)
         response = SearchResponse.model_construct(**dict(result), request_id=request.state.request_id)
@@ -233,6 +242,11 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         return {"purged": state.cache.purge()}
 
     return app
+
+
+def _quick(pipeline: Pipeline, params: RetrievalParams) -> bool:
+    """No cross-encoder: a few ms, cheaper inline than through the inference pool (see admission.py)."""
+    return not (params.rerank and pipeline.reranker is not None)
 
 
 def _observe_stages(timings_ms: dict[str, float]) -> None:

@@ -9,8 +9,8 @@ same variables. Choices, and why:
   balancer, not the server, closes idle connections — no request races a server-side close.
 - max_requests with jitter recycles workers (bounded memory growth) without restarting them all at once.
 - graceful_timeout covers the drain period plus the request deadline, so no admitted request is cut off.
-- preload (RAG_PRELOAD) loads the bundle and models in the master before fork; see docs/BENCHMARKS.md for
-  the measured memory of each choice.
+- preload (RAG_PRELOAD) loads the bundle and models in the master before fork: on by default for the onnx
+  backend with 1 thread per worker (about half the memory, measured in docs/BENCHMARKS.md), off otherwise.
 """
 
 from __future__ import annotations
@@ -30,8 +30,16 @@ if _workers * _threads > _cpus:
     raise SystemExit(
         f"RAG_WORKERS={_workers} × RAG_THREADS={_threads} oversubscribes the {_cpus} CPUs this process may use"
     )
-# The workers read their Settings from the environment: hand them the resolved thread count.
+# Loading before fork shares the bundle's arrays and the model weights between workers (measured: 314 MB
+# instead of 716 MB PSS per worker with a bge-base-sized reranker, docs/BENCHMARKS.md). It is the default
+# only where it is safe: ONNX Runtime with one intra-op thread has no thread pool to lose in the fork; torch
+# and multi-threaded sessions start thread pools that a forked child cannot use.
+_preload = (
+    _settings.preload if _settings.preload is not None else (_settings.backend == "onnx" and _threads == 1)
+)
+# The workers (and, when preloading, the app factory in this process) read Settings from the environment.
 os.environ["RAG_THREADS"] = str(_threads)
+os.environ["RAG_PRELOAD"] = "true" if _preload else "false"
 
 # Prometheus multiprocess mode: one directory of per-worker files, set before any worker imports the metrics.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -45,7 +53,7 @@ timeout = int(_settings.request_timeout_seconds + 30)
 graceful_timeout = int(_settings.drain_seconds + _settings.request_timeout_seconds + 5)
 max_requests = 20_000
 max_requests_jitter = 2_000
-preload_app = _settings.preload
+preload_app = _preload
 accesslog = None  # the app writes one JSON line per request itself
 errorlog = "-"
 loglevel = _settings.log_level.lower()

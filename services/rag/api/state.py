@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import signal
 import threading
@@ -27,7 +29,9 @@ WARMUP_QUESTION = "What is this collection about?"
 
 
 class ServiceState:
-    def __init__(self, settings: Settings, pipeline: Pipeline | None = None) -> None:
+    def __init__(
+        self, settings: Settings, pipeline: Pipeline | None = None, preload_error: RagError | None = None
+    ) -> None:
         self.settings = settings
         self.pipeline: Pipeline | None = None
         self.phase: str = "starting"
@@ -39,12 +43,16 @@ class ServiceState:
             settings.max_concurrency, settings.inference_threads, settings.request_timeout_seconds
         )
         self.preloaded = pipeline
+        self.preload_error = preload_error
+        self.settled: asyncio.Future[None] | None = None  # the loader, once started
 
     # ---- lifecycle ---------------------------------------------------------------------------------------
 
     def start(self, load: Callable[[], Pipeline]) -> None:
         """Load (unless preloaded) and warm up; never raises — a failure is reported by /ready."""
         try:
+            if self.preload_error is not None:
+                raise self.preload_error
             pipeline = self.preloaded or load()
             for part, seconds in pipeline.load_seconds.items():
                 MODEL_LOAD_SECONDS.labels(part).set(seconds)
@@ -90,6 +98,13 @@ class ServiceState:
         self.admission.shutdown()
 
     # ---- questions the routes ask -----------------------------------------------------------------------
+
+    async def pipeline_when_loaded(self) -> Pipeline:
+        """The pipeline; while this worker is still loading, wait for it (up to the request deadline)."""
+        if self.pipeline is None and self.settled is not None and not self.settled.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.settled), self.settings.request_timeout_seconds)
+        return self.require_pipeline()
 
     def require_pipeline(self) -> Pipeline:
         if self.pipeline is None:
