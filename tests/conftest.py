@@ -24,6 +24,20 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def tiny_onnx_models(
+    tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    """The tiny models exported for the onnx backend (fp32): what a torch-free deployment serves."""
+    from rag.models.export import export_model
+
+    root = tmp_path_factory.mktemp("onnx-models")
+    return {
+        "e5": export_model(str(tiny_models["e5"]), root / "e5").path,
+        "reranker": export_model(str(tiny_models["reranker"]), root / "reranker", kind="cross-encoder").path,
+    }
+
+
+@pytest.fixture(scope="session")
 def settings(tiny_models: dict[str, Path]):
     from rag.config import Settings
 

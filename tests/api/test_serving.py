@@ -239,3 +239,29 @@ def test_schemathesis_finds_no_server_error(gunicorn: Started, tmp_path: Path) -
     cases = re.search(r"(\d+) generated, (\d+) passed", result.stdout)
     assert cases and int(cases.group(1)) == int(cases.group(2)) >= 100, result.stdout[-4000:]
     assert "Tested: 8" in result.stdout, result.stdout[-4000:]
+
+
+def test_onnx_workers_preload_before_fork_and_answer(
+    gunicorn: Started, tiny_onnx_models: dict[str, Path], tmp_path: Path
+) -> None:
+    onnx = {
+        "RAG_BACKEND": "onnx",
+        "RAG_EMBEDDING_MODEL": str(tiny_onnx_models["e5"]),
+        "RAG_RERANKER_MODEL": str(tiny_onnx_models["reranker"]),
+    }
+    service = gunicorn(**onnx)  # RAG_PRELOAD unset: on for onnx with one thread per worker
+    assert httpx.get(f"{service.url}/info", timeout=5).json()["service"]["preloaded"] is True
+    with ThreadPoolExecutor(4) as pool:
+        responses = list(pool.map(lambda i: ask(service.url, f"{QUESTIONS[i % 6]} {i}"), range(12)))
+    assert [r.status_code for r in responses] == [200] * 12
+    assert all("rerank" in r.json()["timings_ms"] for r in responses)
+
+    # a bundle that cannot load, preloaded: every worker stays up and says why it is not ready
+    broken = gunicorn(wait_ready=False, RAG_BUNDLE_DIR=str(tmp_path / "absent"), **onnx)
+    wait_for(f"{broken.url}/health", 200, process=broken.process)
+    deadline = time.monotonic() + 30
+    while (ready := httpx.get(f"{broken.url}/ready", timeout=5)).json()["status"] == "starting":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    body = ready.json()
+    assert ready.status_code == 503 and body["status"] == "failed" and "absent" in body["reason"]

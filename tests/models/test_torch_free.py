@@ -17,7 +17,6 @@ import pytest
 
 from rag.config import RetrievalParams
 from rag.index import Bundle
-from rag.models.export import export_model
 from rag.pipeline import Pipeline
 
 pytestmark = pytest.mark.slow
@@ -112,20 +111,11 @@ def onnx_only_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv
 
 
-@pytest.fixture(scope="module")
-def exports(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("torch-free-exports")
-    return {
-        "embedder": export_model(str(tiny_models["e5"]), root / "embedder").path,
-        "reranker": export_model(str(tiny_models["reranker"]), root / "reranker", kind="cross-encoder").path,
-    }
-
-
 def test_onnx_serving_in_a_venv_without_torch(
-    onnx_only_venv: Path, exports: dict[str, Path], sample_bundle: Path, embedder, reranker
+    onnx_only_venv: Path, tiny_onnx_models: dict[str, Path], sample_bundle: Path, embedder, reranker
 ) -> None:
     python = onnx_only_venv / "bin" / "python"
-    args = [str(sample_bundle), str(exports["embedder"]), str(exports["reranker"]), QUESTION]
+    args = [str(sample_bundle), str(tiny_onnx_models["e5"]), str(tiny_onnx_models["reranker"]), QUESTION]
     done = _run([str(python), "-W", "error", "-c", CHECK, *args], onnx_only_venv, timeout=300)
     result = json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -143,8 +133,8 @@ def test_onnx_serving_in_a_venv_without_torch(
     # the `rag` entry point too, configured by the environment alone
     env = _clean_env() | {
         "RAG_BACKEND": "onnx",
-        "RAG_EMBEDDING_MODEL": str(exports["embedder"]),
-        "RAG_RERANKER_MODEL": str(exports["reranker"]),
+        "RAG_EMBEDDING_MODEL": str(tiny_onnx_models["e5"]),
+        "RAG_RERANKER_MODEL": str(tiny_onnx_models["reranker"]),
         "RAG_THREADS": "1",
         "RAG_ABSTAIN_THRESHOLD": "-1",
         "RAG_ABSTAIN_RERANK_THRESHOLD": "0",

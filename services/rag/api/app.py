@@ -156,6 +156,8 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         outcome = "abstained" if result.abstained else "answered"
         ANSWERS.labels(outcome).inc()
         log_fields.update(outcome=outcome, cache_hit=cache.hit, confidence=result.confidence)
+        if not cache.hit:
+            log_fields["pipeline_ms"] = result.timings_ms.get("total")
         response = AnswerResponse.model_construct(
             **dict(result), cache=cache, request_id=request.state.request_id
         )

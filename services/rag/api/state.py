@@ -158,4 +158,9 @@ class ServiceState:
         signal.signal(signal.SIGTERM, on_sigterm)
 
     def describe(self) -> dict[str, Any]:
-        return {"phase": self.phase, "draining": self.draining, "in_flight": self.admission.in_flight}
+        return {
+            "phase": self.phase,
+            "draining": self.draining,
+            "in_flight": self.admission.in_flight,
+            "preloaded": self.preloaded is not None,  # loaded before fork, shared with the other workers
+        }
