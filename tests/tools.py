@@ -5,10 +5,12 @@ Outside CI a tool that cannot be had skips the test; under CI=true the conftest 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -99,3 +101,58 @@ class Gunicorn:
 
 
 Started = Callable[..., Gunicorn]
+
+
+class TcpProxy:
+    """A loopback TCP forwarder to a real server, for faults: not listening yet (the server is 'down'), or
+    forwarding at a throttled rate (a slow download that a test can kill midway)."""
+
+    def __init__(self, target_port: int, bytes_per_second: float | None = None) -> None:
+        self.port = free_port()
+        self.target_port = target_port
+        self.bytes_per_second = bytes_per_second
+        self._server: socket.socket | None = None
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", self.port))
+        server.listen(64)
+        self._server = server
+        thread = threading.Thread(target=self._accept, daemon=True)
+        thread.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+    def _accept(self) -> None:
+        server = self._server
+        while server is not None and server.fileno() != -1:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            for a, b, throttle in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(target=self._pipe, args=(a, b, throttle), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, throttle: bool) -> None:
+        try:
+            while data := source.recv(16384 if not (throttle and self.bytes_per_second) else 1024):
+                sink.sendall(data)
+                if throttle and self.bytes_per_second:
+                    time.sleep(len(data) / self.bytes_per_second)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()

@@ -210,6 +210,51 @@ def cmd_models_preload(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store(args: argparse.Namespace, settings: Settings | None = None) -> Any:
+    from .artifacts import S3Location, S3Store
+    from .errors import ConfigError
+
+    settings = settings or Settings()
+    uri = args.uri or settings.artifacts_uri
+    if not uri:
+        raise ConfigError("no artifacts location: pass --uri s3://bucket/prefix or set RAG_ARTIFACTS_URI")
+    return S3Store(
+        S3Location.parse(uri),
+        endpoint_url=args.endpoint_url or settings.s3_endpoint_url,
+        deadline_seconds=args.timeout or settings.artifacts_timeout_seconds,
+    )
+
+
+def cmd_artifacts(args: argparse.Namespace) -> int:
+    from . import artifacts
+
+    store = _store(args)
+    action = args.artifacts_command
+    if action == "push":
+        version, uploaded = artifacts.push_bundle(store, Path(args.bundle), args.version)
+        state = "pushed" if uploaded else "already there (byte-identical)"
+        print(f"{state}: {version} → {store.location}/bundles/{version}/")
+    elif action == "promote":
+        channel = artifacts.promote(store, args.version, args.channel)
+        print(f"channel {channel.name}: {channel.previous} → {channel.version}")
+    elif action == "rollback":
+        channel = artifacts.rollback(store, args.channel)
+        print(f"channel {channel.name}: {channel.previous} → {channel.version} (rolled back)")
+    elif action == "list":
+        listing = artifacts.list_artifacts(store)
+        if args.json:
+            print(json.dumps(listing, indent=2))
+        else:
+            for version in listing["versions"]:
+                on = [name for name, c in listing["channels"].items() if c["version"] == version]
+                print(f"{version}{'  ← ' + ', '.join(sorted(on)) if on else ''}")
+    elif action == "pull":
+        result = artifacts.pull_bundle(store, Path(args.dest), version=args.version, channel=args.channel)
+        state = "pulled and verified" if result.downloaded else "already present, verified"
+        print(f"{state}: {result.version} → {result.path}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -282,6 +327,42 @@ def _parser() -> argparse.ArgumentParser:
     preload.add_argument("--no-check", action="store_true", help="do not load the models once afterwards")
     model_flags(preload)
     preload.set_defaults(func=cmd_models_preload)
+
+    arts = sub.add_parser("artifacts", help="bundle versions and channels in S3 (push, promote, pull, …)")
+    arts_sub = arts.add_subparsers(dest="artifacts_command", required=True)
+
+    def s3_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--uri", help="s3://bucket/prefix (env RAG_ARTIFACTS_URI)")
+        p.add_argument("--endpoint-url", help="an S3-compatible endpoint (env RAG_S3_ENDPOINT_URL)")
+        p.add_argument(
+            "--timeout",
+            type=float,
+            help="give up after this many seconds of retries (RAG_ARTIFACTS_TIMEOUT_SECONDS)",
+        )
+        p.set_defaults(func=cmd_artifacts)
+
+    push = arts_sub.add_parser("push", help="upload a bundle as a new immutable version")
+    push.add_argument("bundle")
+    push.add_argument("--version", help="default: <build time>-<corpus id>")
+    s3_flags(push)
+    promote = arts_sub.add_parser("promote", help="point a channel at a version")
+    promote.add_argument("version")
+    promote.add_argument("--channel", required=True)
+    s3_flags(promote)
+    rollback = arts_sub.add_parser("rollback", help="move a channel back to its previous version")
+    rollback.add_argument("--channel", required=True)
+    s3_flags(rollback)
+    listing = arts_sub.add_parser("list", help="versions and the channels pointing at them")
+    listing.add_argument("--json", action="store_true")
+    s3_flags(listing)
+    pull = arts_sub.add_parser(
+        "pull", help="download, verify and atomically install a version (init container)"
+    )
+    which = pull.add_mutually_exclusive_group(required=True)
+    which.add_argument("--channel")
+    which.add_argument("--version")
+    pull.add_argument("--dest", required=True, help="the bundle directory to fill (replaced whole)")
+    s3_flags(pull)
     return parser
 
 

@@ -154,6 +154,17 @@ class Settings(BaseSettings):
     )
     warmup: bool = True
     log_json: bool = True
+
+    # bundle artifacts in S3 (`rag artifacts`, and hot reload in the server)
+    artifacts_uri: str | None = Field(None, description="s3://bucket/prefix holding bundles/ and channels/")
+    s3_endpoint_url: str | None = Field(None, description="an S3-compatible endpoint; default: AWS")
+    artifacts_timeout_seconds: float = Field(
+        300.0, gt=0, description="deadline of one pull, retries included"
+    )
+    reload_channel: str | None = Field(None, description="the channel the server follows (hot reload)")
+    reload_interval_seconds: float = Field(
+        0.0, ge=0, description="how often the server polls its channel; 0 = hot reload off"
+    )
     log_level: str = "INFO"
 
     # build (see BuildConfig)

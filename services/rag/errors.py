@@ -9,7 +9,11 @@
     │   ├── BundleCorrupt      a checksum or a file does not match the manifest
     │   ├── BundleVersionError unknown format version
     │   └── BundleModelMismatch built with another embedding model than the configured one
-    └── QueryError             a question or parameters the pipeline cannot answer
+    ├── QueryError             a question or parameters the pipeline cannot answer
+    └── ArtifactError          bundle artifacts in S3
+        ├── ArtifactNotFound   no such version, channel or object
+        ├── ArtifactConflict   a version that exists already with other content (versions are immutable)
+        └── StorageUnavailable S3 unreachable until the deadline, or refusing access
 
 The CLI maps every RagError to exit code 2 with one line; the API (later) maps `error_type` to an HTTP status
 in one place.
@@ -18,6 +22,9 @@ in one place.
 from __future__ import annotations
 
 __all__ = [
+    "ArtifactConflict",
+    "ArtifactError",
+    "ArtifactNotFound",
     "BundleCorrupt",
     "BundleError",
     "BundleModelMismatch",
@@ -28,6 +35,7 @@ __all__ = [
     "ModelError",
     "QueryError",
     "RagError",
+    "StorageUnavailable",
 ]
 
 
@@ -71,3 +79,19 @@ class BundleModelMismatch(BundleError):
 
 class QueryError(RagError):
     error_type = "query_error"
+
+
+class ArtifactError(RagError):
+    error_type = "artifact_error"
+
+
+class ArtifactNotFound(ArtifactError):
+    error_type = "artifact_not_found"
+
+
+class ArtifactConflict(ArtifactError):
+    error_type = "artifact_conflict"
+
+
+class StorageUnavailable(ArtifactError):
+    error_type = "storage_unavailable"

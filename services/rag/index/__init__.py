@@ -1,6 +1,6 @@
 """Index bundle: writer, manifest, verifying loader; BM25 and dense indexes behind small classes."""
 
-from .bundle import Bundle, read_manifest, verify_bundle
+from .bundle import Bundle, parse_manifest, read_manifest, verify_bundle
 from .lexical import Bm25Index, Bm25Params, Tokenizer
 from .manifest import FORMAT_VERSION, Manifest
 from .writer import BuildResult, build_bundle
@@ -14,6 +14,7 @@ __all__ = [
     "Manifest",
     "Tokenizer",
     "build_bundle",
+    "parse_manifest",
     "read_manifest",
     "verify_bundle",
 ]

@@ -20,7 +20,7 @@ from .manifest import FORMAT_VERSION, MANIFEST_NAME, Manifest
 from .store import read_store
 from .writer import BM25_DIR, DENSE_FILE, SENTENCE_VECTORS_FILE, STORE_FILE
 
-__all__ = ["Bundle", "read_manifest", "verify_bundle"]
+__all__ = ["Bundle", "parse_manifest", "read_manifest", "verify_bundle"]
 
 
 def read_manifest(path: str | Path) -> Manifest:
@@ -30,19 +30,24 @@ def read_manifest(path: str | Path) -> Manifest:
         raise BundleNotFound(f"bundle not found: {path}")
     if not manifest_path.is_file():
         raise BundleNotFound(f"{path} is not a bundle: no {MANIFEST_NAME}")
+    return parse_manifest(manifest_path.read_bytes(), str(manifest_path))
+
+
+def parse_manifest(data: bytes, where: str) -> Manifest:
+    """A manifest from its bytes (a file, or an object being pulled); `where` names it in errors."""
     try:
-        raw: Any = json.loads(manifest_path.read_text(encoding="utf-8"))
+        raw: Any = json.loads(data.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleCorrupt(f"{manifest_path}: not valid JSON ({exc})") from None
+        raise BundleCorrupt(f"{where}: not valid JSON ({exc})") from None
     version = raw.get("format_version") if isinstance(raw, dict) else None
     if version != FORMAT_VERSION:
         raise BundleVersionError(
-            f"{path}: bundle format version {version!r} is not supported (this build reads {FORMAT_VERSION})"
+            f"{where}: bundle format version {version!r} is not supported (this build reads {FORMAT_VERSION})"
         )
     try:
         return Manifest.model_validate(raw)
     except ValidationError as exc:
-        raise BundleCorrupt(f"{manifest_path}: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
+        raise BundleCorrupt(f"{where}: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
 
 
 def verify_bundle(path: str | Path, manifest: Manifest) -> None:
