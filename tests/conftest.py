@@ -1,11 +1,16 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from samples import write_corpus
+from tools import free_port, stop, wait_for
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -76,6 +81,19 @@ def sample_bundle(tmp_path_factory: pytest.TempPathFactory, settings, embedder) 
     return root / "bundle"
 
 
+@pytest.fixture(scope="session")
+def other_bundle(tmp_path_factory: pytest.TempPathFactory, embedder, settings) -> Path:
+    """A second bundle (another corpus, the same embedder): a new version of the collection."""
+    root = tmp_path_factory.mktemp("other")
+    corpus = write_corpus(root / "corpus", {"moon.txt": "The Moon orbits the Earth. It has no atmosphere."})
+    from rag.corpus import load_corpus
+    from rag.index import build_bundle
+
+    documents, _ = load_corpus(corpus)
+    build_bundle(documents, embedder, root / "bundle", settings.build_config())
+    return root / "bundle"
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """In CI a skipped test means a missing tool or input, which is a failure, never a pass."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
@@ -83,3 +101,42 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if os.environ.get("CI") and skipped and exitstatus == 0:
         print(f"\nCI: {len(skipped)} test(s) skipped; a skip in CI is a failure")
         session.exitstatus = 1
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """moto's S3 server on loopback: a real HTTP S3 endpoint, as CI and users' S3-compatible stores are."""
+    binary = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{url}/moto-api/", timeout=30, process=process)
+        yield url
+    finally:
+        stop(process)
+
+
+@pytest.fixture()
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    # boto3's default chain reads these; moto accepts any. Never a real account.
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture()
+def bucket(s3_server: str, aws_credentials: None, request: pytest.FixtureRequest) -> str:
+    import boto3
+
+    name = "rag-" + request.node.name.lower().replace("_", "-")[:40].strip("-")
+    client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
+    client.create_bucket(Bucket=name)
+    return name

@@ -206,6 +206,10 @@ class Settings(BaseSettings):
         self.build_config()
         self.retrieval_params()
         self.bm25_params()
+        if self.reload_interval_seconds > 0 and not (self.artifacts_uri and self.reload_channel):
+            raise ValueError(
+                "hot reload (RAG_RELOAD_INTERVAL_SECONDS) needs RAG_ARTIFACTS_URI and RAG_RELOAD_CHANNEL"
+            )
         return self
 
     @field_validator(

@@ -15,8 +15,7 @@ import pytest
 
 from rag.artifacts import S3Location, S3Store, list_artifacts, promote, pull_bundle, push_bundle, rollback
 from rag.errors import ArtifactConflict, ArtifactNotFound, BundleCorrupt, StorageUnavailable
-from rag.index import build_bundle, read_manifest, verify_bundle
-from samples import write_corpus
+from rag.index import read_manifest, verify_bundle
 from tools import TcpProxy
 
 
@@ -26,17 +25,6 @@ def store(endpoint: str, bucket: str, deadline: float = 30.0) -> S3Store:
 
 def tree(path: Path) -> dict[str, bytes]:
     return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
-
-
-@pytest.fixture(scope="module")
-def other_bundle(tmp_path_factory: pytest.TempPathFactory, embedder, settings) -> Path:
-    root = tmp_path_factory.mktemp("other")
-    corpus = write_corpus(root / "corpus", {"moon.txt": "The Moon orbits the Earth. It has no atmosphere."})
-    from rag.corpus import load_corpus
-
-    documents, _ = load_corpus(corpus)
-    build_bundle(documents, embedder, root / "bundle", settings.build_config())
-    return root / "bundle"
 
 
 def test_push_pull_round_trip_is_byte_identical_and_versions_are_immutable(

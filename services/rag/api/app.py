@@ -29,6 +29,7 @@ from .errors import Forbidden, Unauthorized, install_error_handlers
 from .logs import configure_logging
 from .metrics import ANSWERS, CACHE_REQUESTS, CONTENT_TYPE_LATEST, STAGE_SECONDS, render
 from .middleware import RequestContextMiddleware
+from .reload import Reloader
 from .schemas import (
     AnswerRequest,
     AnswerResponse,
@@ -87,9 +88,16 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         )
         state.settled = loader
         app.state.loader = loader
+        polling = (
+            asyncio.create_task(reloader.poll_forever())
+            if reloader.enabled and settings.reload_interval_seconds > 0
+            else None
+        )
         try:
             yield
         finally:
+            if polling is not None:
+                polling.cancel()
             state.stop()
 
     app = FastAPI(
@@ -100,6 +108,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         responses=_ERRORS,
     )
     app.state.rag = state
+    reloader = Reloader(settings, state)
     install_error_handlers(app)
     Instrumentator(excluded_handlers=["/metrics", "/health", "/ready"]).instrument(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
@@ -201,7 +210,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         "/info", dependencies=[Depends(api_key)], summary="The bundle, the models and the software serving"
     )
     async def info() -> dict[str, Any]:
-        pipeline = state.require_pipeline()
+        pipeline = await state.pipeline_when_loaded()
         reranker = pipeline.reranker
         return {
             "service": {"version": __version__, "pid": os.getpid(), **state.describe()},
@@ -237,6 +246,21 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
             misses=cache.misses,
             evictions=cache.evictions,
             corpus_id=cache.corpus_id,
+        )
+
+    @app.post(
+        "/admin/reload",
+        dependencies=[Depends(admin_key)],
+        summary="Check the channel now; swap to a new version (pulled, verified, warmed) between requests",
+    )
+    async def admin_reload() -> JSONResponse:
+        if not reloader.enabled:
+            raise Forbidden("hot reload is off: set RAG_ARTIFACTS_URI and RAG_RELOAD_CHANNEL")
+        outcome = await reloader.reload()
+        if outcome.error is not None:
+            raise outcome.error
+        return JSONResponse(
+            {"version": outcome.version, "changed": outcome.changed, "previous": outcome.previous}
         )
 
     @app.post("/cache/purge", dependencies=[Depends(admin_key)], summary="Drop this worker's cached answers")

@@ -10,7 +10,16 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
-from ..errors import BundleError, ModelError, QueryError, RagError
+from ..errors import (
+    ArtifactConflict,
+    ArtifactError,
+    ArtifactNotFound,
+    BundleError,
+    ModelError,
+    QueryError,
+    RagError,
+    StorageUnavailable,
+)
 from .admission import DeadlineExceeded, Overloaded
 from .metrics import FAILURES
 
@@ -46,6 +55,10 @@ _STATUS: list[tuple[type[RagError], int]] = [
     (DeadlineExceeded, 504),
     (BundleError, 503),
     (ModelError, 503),
+    (ArtifactNotFound, 404),
+    (ArtifactConflict, 409),
+    (StorageUnavailable, 503),
+    (ArtifactError, 502),
 ]
 
 

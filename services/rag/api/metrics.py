@@ -29,6 +29,7 @@ __all__ = [
     "IN_FLIGHT",
     "MODEL_LOAD_SECONDS",
     "READY",
+    "RELOADS",
     "STAGE_SECONDS",
     "multiprocess_dir",
     "render",
@@ -64,6 +65,7 @@ MODEL_LOAD_SECONDS = Gauge(
     "rag_model_load_seconds", "Time to load each part at startup", ["part"], multiprocess_mode="max"
 )
 READY = Gauge("rag_ready", "1 when the worker is ready to serve", multiprocess_mode="livesum")
+RELOADS = Counter("rag_reloads_total", "Hot reloads of a new bundle version, by result", ["result"])
 
 
 def multiprocess_dir() -> str | None:

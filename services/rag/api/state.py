@@ -12,6 +12,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from ..artifacts.pull import read_artifact_info
 from ..config import Settings
 from ..errors import RagError
 from ..pipeline import Pipeline
@@ -45,6 +46,8 @@ class ServiceState:
         self.preloaded = pipeline
         self.preload_error = preload_error
         self.settled: asyncio.Future[None] | None = None  # the loader, once started
+        self.version: str | None = None
+        self._index_labels: tuple[str, str, str] | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------------------------
 
@@ -71,18 +74,25 @@ class ServiceState:
         self.phase, self.reason, self.error_type = "failed", reason, error_type
         log.error("not ready: %s", reason, extra={"error_type": error_type})
 
-    def install(self, pipeline: Pipeline) -> None:
+    def install(self, pipeline: Pipeline, version: str | None = None) -> None:
+        """Serve `pipeline` from now on. Requests in flight keep the one they started with."""
         manifest = pipeline.bundle.manifest
+        if version is None:
+            info = read_artifact_info(pipeline.bundle.path)
+            version = info.version if info else f"local-{manifest.corpus_id[:12]}"
+        if self._index_labels is not None:
+            INDEX_INFO.labels(*self._index_labels).set(0)
         self.cache.bind(manifest.corpus_id)
         self.pipeline = pipeline
-        INDEX_INFO.labels(
-            str(manifest.format_version), manifest.corpus_id, manifest.embedding_model.name
-        ).set(1)
+        self.version = version
+        self._index_labels = (version, manifest.corpus_id, manifest.embedding_model.name)
+        INDEX_INFO.labels(*self._index_labels).set(1)
         self.phase, self.reason, self.error_type = "ready", None, None
         READY.set(1)
         log.info(
             "ready",
             extra={
+                "version": version,
                 "corpus_id": manifest.corpus_id,
                 "units": manifest.counts,
                 "load_seconds": pipeline.load_seconds,
@@ -160,6 +170,7 @@ class ServiceState:
     def describe(self) -> dict[str, Any]:
         return {
             "phase": self.phase,
+            "version": self.version,
             "draining": self.draining,
             "in_flight": self.admission.in_flight,
             "preloaded": self.preloaded is not None,  # loaded before fork, shared with the other workers

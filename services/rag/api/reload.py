@@ -1,0 +1,127 @@
+"""Hot reload: follow a channel in S3 and swap to each new bundle version between requests.
+
+Off by default (`RAG_RELOAD_INTERVAL_SECONDS=0`). When on, a background task asks the channel for its
+version every interval (and `POST /admin/reload` asks at once). A new version is pulled into its own
+directory (verified, atomic; see artifacts.pull), loaded with the models already in memory, warmed up, and
+only then swapped in. Requests in flight keep the pipeline object they started with, so they finish on the
+old bundle; `/ready` stays 200 throughout. A version that fails to pull, verify, load or warm is logged,
+counted, remembered (versions are immutable: it will not get better) and the old bundle keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import Settings
+from ..errors import ArtifactError, RagError
+from ..index import Bundle
+from ..pipeline import Pipeline
+from .metrics import RELOADS
+from .state import WARMUP_QUESTION, ServiceState
+
+__all__ = ["ReloadOutcome", "Reloader"]
+
+log = logging.getLogger("rag.api")
+
+_KEEP_VERSIONS = 2  # the one served and the one before it (requests may still be finishing on it)
+
+
+@dataclass(frozen=True)
+class ReloadOutcome:
+    version: str | None
+    changed: bool
+    previous: str | None = None
+    error: RagError | None = None
+
+
+class Reloader:
+    def __init__(self, settings: Settings, state: ServiceState) -> None:
+        self.settings = settings
+        self.state = state
+        self.versions_root = Path(settings.bundle_dir).resolve().parent / "versions"
+        self.rejected: dict[str, str] = {}
+        self._lock = asyncio.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.settings.artifacts_uri and self.settings.reload_channel)
+
+    async def poll_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.reload_interval_seconds)
+            if self.state.pipeline is not None and not self.state.draining:
+                await self.reload()
+
+    async def reload(self) -> ReloadOutcome:
+        """Check the channel once; swap when it names a new version. Never raises: the outcome says."""
+        async with self._lock:
+            current = self.state.version
+            try:
+                prepared = await asyncio.get_running_loop().run_in_executor(None, self._prepare, current)
+            except RagError as exc:
+                RELOADS.labels("failure").inc()
+                log.error(
+                    "reload rejected: %s", exc, extra={"error_type": exc.error_type, "serving": current}
+                )
+                return ReloadOutcome(current, False, error=exc)
+            if prepared is None:
+                return ReloadOutcome(current, False)
+            version, pipeline = prepared
+            self.state.install(pipeline, version)  # on the loop thread: between requests
+            RELOADS.labels("success").inc()
+            log.info("reloaded", extra={"version": version, "previous": current})
+            self._prune(keep={version, current or ""})
+            return ReloadOutcome(version, True, previous=current)
+
+    def _prepare(self, current: str | None) -> tuple[str, Pipeline] | None:
+        """(version, warmed pipeline) for a new version, None when the channel has not moved. In a thread."""
+        from ..artifacts import S3Location, S3Store, pull_bundle, read_channel
+
+        assert self.settings.artifacts_uri and self.settings.reload_channel
+        store = S3Store(
+            S3Location.parse(self.settings.artifacts_uri),
+            endpoint_url=self.settings.s3_endpoint_url,
+            deadline_seconds=self.settings.artifacts_timeout_seconds,
+        )
+        version = read_channel(store, self.settings.reload_channel).version
+        if version == current:
+            return None
+        if version in self.rejected:
+            raise _Rejected(f"version {version} was rejected before: {self.rejected[version]}")
+        try:
+            result = pull_bundle(store, self.versions_root / version, version=version)
+            old = self.state.require_pipeline()
+            bundle = Bundle.load(
+                result.path,
+                bm25=self.settings.bm25_params(),
+                ef_search=self.settings.hnsw_ef_search,
+                threads=self.settings.effective_threads(),
+            )
+            pipeline = Pipeline(bundle, old.embedder, old.reranker, old.params)  # refuses another model
+            pipeline.load_seconds = old.load_seconds
+            pipeline.answer(WARMUP_QUESTION, pipeline.resolve({"rerank": True}))
+        except RagError as exc:
+            self.rejected[version] = str(exc)
+            shutil.rmtree(self.versions_root / version, ignore_errors=True)
+            raise
+        return version, pipeline
+
+    def _prune(self, keep: set[str]) -> None:
+        if not self.versions_root.is_dir():
+            return
+        folders = sorted(
+            (p for p in self.versions_root.iterdir() if p.is_dir() and not p.name.startswith(".")),
+            key=lambda p: p.stat().st_mtime,
+            reverse=True,
+        )
+        for folder in folders[_KEEP_VERSIONS:]:
+            if folder.name not in keep:
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+class _Rejected(ArtifactError):
+    error_type = "reload_rejected"
