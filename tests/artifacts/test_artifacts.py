@@ -59,7 +59,8 @@ def test_promote_and_rollback_move_the_channel(
         promote(s3, "v9", "stable")
     assert promote(s3, "v1", "stable").previous is None
     moved = promote(s3, "v2", "stable")
-    assert (moved.version, moved.previous, moved.updated_by) == ("v2", "v1", moved.updated_by)
+    assert (moved.version, moved.previous, moved.history) == ("v2", "v1", ["v1"])
+    assert "@" in moved.updated_by and moved.updated_at.endswith("Z")  # who and when
     assert pull_bundle(s3, tmp_path / "b", channel="stable").version == "v2"
     assert read_manifest(tmp_path / "b").corpus_id == read_manifest(other_bundle).corpus_id
     back = rollback(s3, "stable")
