@@ -15,7 +15,8 @@ export RAG_RERANKER_MODEL ?=
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install run ask test test-fast lint typecheck eval bench bench-models constraints clean
+COMMA := ,
+.PHONY: install run ask test test-fast image image-test lint typecheck eval bench bench-models constraints clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -46,8 +47,19 @@ typecheck: $(BIN)/.installed
 test: lint typecheck  ## everything CI runs
 	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/pytest -p no:cacheprovider
 
-test-fast: $(BIN)/.installed  ## the quick loop: no slow (full-dataset) tests
-	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/pytest -p no:cacheprovider -m "not slow" -q
+test-fast: $(BIN)/.installed  ## the quick loop: no slow (full-dataset) tests, no image build
+	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/pytest -p no:cacheprovider -m "not slow and not image" -q
+
+IMAGE ?= localhost/rag:latest
+BASE_IMAGE ?= python:3.11-slim
+CONTAINER_TOOL ?= $(shell command -v podman || command -v docker)
+CA_SECRET := $(if $(wildcard /etc/ssl/certs/ca-certificates.crt),--secret id=cacert$(COMMA)src=/etc/ssl/certs/ca-certificates.crt)
+
+image:  ## build the image (models from image/models: see the Dockerfile; BASE_IMAGE=localhost/pybase:bookworm offline)
+	$(CONTAINER_TOOL) build --format docker --build-arg BASE_IMAGE=$(BASE_IMAGE) $(CA_SECRET) -t $(IMAGE) .
+
+image-test: $(BIN)/.installed  ## build the image from a local base and run the pod pattern with podman
+	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/pytest -p no:cacheprovider -m image -q tests/image
 
 eval: $(BIN)/.installed  ## SciFact + SQuAD evaluation (about an hour cold; minutes with the embedding cache)
 	$(BIN)/rag eval $(EVAL_DIR) --data $(SHARED_DATA)

@@ -156,3 +156,24 @@ class TcpProxy:
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
                 s.close()
+
+
+def require_packages(*packages: str) -> None:
+    """Debian packages (tools that are not on PATH, such as podman's netavark), installed when missing."""
+    global _APT_UPDATED
+    missing = [p for p in packages if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode != 0]
+    if not missing:
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.skip(f"missing {', '.join(missing)}; installing needs root and apt-get")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if not _APT_UPDATED:
+        subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True, env=env, timeout=600)
+        _APT_UPDATED = True
+    subprocess.run(
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
+        check=True,
+        capture_output=True,
+        env=env,
+        timeout=1200,
+    )

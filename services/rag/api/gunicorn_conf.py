@@ -41,6 +41,9 @@ _preload = (
 os.environ["RAG_THREADS"] = str(_threads)
 os.environ["RAG_PRELOAD"] = "true" if _preload else "false"
 
+# The tokenizers library's own thread pool does not survive a fork once used (preload warms up before it).
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
 # Prometheus multiprocess mode: one directory of per-worker files, set before any worker imports the metrics.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="rag-prometheus-")

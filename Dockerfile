@@ -1,0 +1,67 @@
+# syntax=docker/dockerfile:1
+# rag: the HTTP service with its models baked in. Every stage starts FROM ${BASE_IMAGE}.
+#
+#   make image                      # MODEL_SOURCE=local: copies image/models/{embedder,reranker} (ONNX folders)
+#   podman build --build-arg MODEL_SOURCE=hub --build-arg QUANTIZE=int8 .   # downloads e5 + bge-reranker
+#
+# Package-index settings and a CA bundle are build-time only: ARG PIP_INDEX_URL / PIP_EXTRA_INDEX_URL, and
+# `--secret id=cacert,src=ca.crt` (mounted for the pip steps, never written into a layer).
+ARG BASE_IMAGE=python:3.11-slim
+
+FROM ${BASE_IMAGE} AS builder
+ARG PIP_INDEX_URL
+ARG PIP_EXTRA_INDEX_URL
+ARG MODEL_SOURCE=local
+ARG QUANTIZE=int8
+ARG EMBEDDING_MODEL=intfloat/e5-base-v2
+ARG RERANKER_MODEL=BAAI/bge-reranker-base
+# hub exports need torch; a CPU-only wheel index keeps the builder from pulling CUDA
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+COPY pyproject.toml README.md constraints.txt ./
+COPY services ./services
+# The serving environment: the onnx backend, the API and S3 artifacts. No torch, optimum or transformers.
+RUN --mount=type=secret,id=cacert \
+    if [ -s /run/secrets/cacert ]; then export PIP_CERT=/run/secrets/cacert; fi \
+    && python3 -m venv /opt/rag \
+    && /opt/rag/bin/pip install --no-compile -c constraints.txt ".[onnx,api,artifacts]" \
+    && /opt/rag/bin/pip uninstall -y pip setuptools
+COPY image/models /tmp/local-models
+RUN --mount=type=secret,id=cacert \
+    if [ -s /run/secrets/cacert ]; then export PIP_CERT=/run/secrets/cacert; fi \
+    && if [ "$MODEL_SOURCE" = "local" ]; then \
+         test -f /tmp/local-models/embedder/rag_model.json \
+           || { echo "MODEL_SOURCE=local needs image/models/embedder (rag models export)" >&2; exit 1; }; \
+         mkdir -p /models && cp -r /tmp/local-models/. /models/ && rm -f /models/.gitkeep; \
+       elif [ "$MODEL_SOURCE" = "hub" ]; then \
+         python3 -m venv /opt/export \
+         && /opt/export/bin/pip install --extra-index-url "$TORCH_INDEX_URL" -c constraints.txt \
+              "torch==2.13.0" ".[torch,export,onnx]" \
+         && RAG_EMBEDDING_MODEL="$EMBEDDING_MODEL" RAG_RERANKER_MODEL="$RERANKER_MODEL" \
+            /opt/export/bin/rag models preload --dest /models --backend onnx ${QUANTIZE:+--quantize "$QUANTIZE"}; \
+       else echo "MODEL_SOURCE must be local or hub" >&2; exit 1; fi \
+    && chmod -R a+rX /models
+
+FROM ${BASE_IMAGE} AS runtime
+# RAG_BUNDLE_DIR=/opt/bundle with a bundle in image/bundle bakes it in (single-image deployments)
+ARG BUNDLE_DIR=/artifacts/bundle
+ENV PATH=/opt/rag/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
+    RAG_BACKEND=onnx RAG_EMBEDDING_MODEL=/models/embedder RAG_RERANKER_MODEL=/models/reranker \
+    RAG_BUNDLE_DIR=${BUNDLE_DIR} RAG_BIND=0.0.0.0:8000 TMPDIR=/tmp
+COPY --from=builder /opt/rag /opt/rag
+COPY --from=builder /models /models
+COPY image/bundle /opt/bundle
+RUN groupadd --gid 10001 rag \
+    && useradd --uid 10001 --gid rag --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin rag \
+    && mkdir -p /artifacts && chown rag:rag /artifacts && rm -f /opt/bundle/.gitkeep
+USER 10001:10001
+WORKDIR /tmp
+VOLUME ["/artifacts"]
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
+    CMD ["/opt/rag/bin/python", "-c", "import os, sys, urllib.request; port = os.environ.get('RAG_BIND', ':8000').rsplit(':', 1)[1]; sys.exit(urllib.request.urlopen(f'http://127.0.0.1:{port}/health', timeout=2).status != 200)"]
+# gunicorn serves; the init container runs the same image with `--entrypoint rag` (artifacts pull …)
+ENTRYPOINT ["gunicorn", "-c", "python:rag.api.gunicorn_conf", "rag.api:create_app()"]
