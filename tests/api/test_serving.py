@@ -234,6 +234,7 @@ def test_schemathesis_finds_no_server_error(gunicorn: Started, tmp_path: Path) -
         capture_output=True,
         text=True,
         timeout=600,
+        cwd=tmp_path,  # schemathesis keeps a .schemathesis/ cache in its working directory
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     cases = re.search(r"(\d+) generated, (\d+) passed", result.stdout)
