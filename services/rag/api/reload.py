@@ -21,7 +21,7 @@ from ..errors import ArtifactError, RagError
 from ..index import Bundle
 from ..pipeline import Pipeline
 from .metrics import RELOADS
-from .state import WARMUP_QUESTION, ServiceState
+from .state import ServiceState, warm_up
 
 __all__ = ["ReloadOutcome", "Reloader"]
 
@@ -103,7 +103,7 @@ class Reloader:
             )
             pipeline = Pipeline(bundle, old.embedder, old.reranker, old.params)  # refuses another model
             pipeline.load_seconds = old.load_seconds
-            pipeline.answer(WARMUP_QUESTION, pipeline.resolve({"rerank": True}))
+            warm_up(pipeline)
         except RagError as exc:
             self.rejected[version] = str(exc)
             shutil.rmtree(self.versions_root / version, ignore_errors=True)
