@@ -26,11 +26,12 @@ ROOT = Path(__file__).resolve().parents[2]
 BASE = "localhost/pybase:bookworm"
 IMAGE = "localhost/rag:test"
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+CONTAINERS_CONF = ROOT / "tests" / "image" / "containers.conf"
 PACKAGES = ("podman", "buildah", "debootstrap", "runc", "netavark", "uidmap")
 
 
 def podman(*args: str, check: bool = True, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CONTAINERS_CONF": str(ROOT / "tests" / "image" / "containers.conf")}
+    env = {**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)}
     done = subprocess.run(["podman", *args], env=env, capture_output=True, text=True, timeout=timeout)
     if check and done.returncode != 0:
         raise AssertionError(
@@ -44,7 +45,11 @@ def image(tmp_path_factory: pytest.TempPathFactory, tiny_onnx_models: dict[str, 
     require_packages(*PACKAGES)
     if podman("image", "exists", BASE, check=False).returncode != 0:
         subprocess.run(
-            [str(ROOT / "ci" / "build-base-image.sh")], check=True, timeout=1800, capture_output=True
+            [str(ROOT / "ci" / "build-base-image.sh")],
+            env={**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF), "IMAGE": BASE},
+            check=True,
+            timeout=1800,
+            capture_output=True,
         )
     context = tmp_path_factory.mktemp("image-context")
     for name in ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md", "constraints.txt"):
