@@ -23,23 +23,10 @@ _APT_UPDATED = False
 
 def require_tool(binary: str, apt_package: str) -> str:
     """Path of `binary`, installing `apt_package` (without recommends) if it is missing."""
-    global _APT_UPDATED
     found = shutil.which(binary) or (f"/usr/sbin/{binary}" if Path(f"/usr/sbin/{binary}").exists() else None)
     if found:
         return found
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.skip(f"{binary} is missing and cannot be installed here (needs root and apt-get)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    if not _APT_UPDATED:
-        subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True, env=env, timeout=600)
-        _APT_UPDATED = True
-    subprocess.run(
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", apt_package],
-        check=True,
-        capture_output=True,
-        env=env,
-        timeout=900,
-    )
+    require_packages(apt_package)
     found = shutil.which(binary) or (f"/usr/sbin/{binary}" if Path(f"/usr/sbin/{binary}").exists() else None)
     if not found:
         pytest.fail(f"installed {apt_package} but {binary} is still not on PATH")
