@@ -32,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_models import export_folder, prepare  # noqa: E402
 
+from tools import GUNICORN_ARGV  # noqa: E402  (tests/ is on the path through bench_models)
+
 SHARED_DATA = Path(os.environ.get("RAG_SHARED_DATA", ROOT.parent / "shared" / "data"))
 WORK = ROOT / "build" / "bench"
 CONCURRENCY = (1, 4, 16)
@@ -190,14 +192,7 @@ class Service:
         self.url = f"http://127.0.0.1:{port}"
         with log.open("wb") as out:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "-c",
-                    "python:rag.api.gunicorn_conf",
-                    "rag.api:create_app()",
-                ],
+                GUNICORN_ARGV,
                 env={**env, "RAG_BIND": f"127.0.0.1:{port}"},
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +20,15 @@ import httpx
 import pytest
 
 _APT_UPDATED = False
+# How the service runs (Dockerfile, `make run`): tests and benchmarks start it the same way.
+GUNICORN_ARGV = [
+    sys.executable,
+    "-m",
+    "gunicorn",
+    "-c",
+    "python:rag.api.gunicorn_conf",
+    "rag.api:create_app()",
+]
 
 
 def require_tool(binary: str, apt_package: str) -> str:

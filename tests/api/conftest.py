@@ -2,13 +2,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tools import Gunicorn, free_port, stop, wait_for
+from tools import GUNICORN_ARGV, Gunicorn, free_port, stop, wait_for
 
 
 @pytest.fixture()
@@ -38,14 +37,7 @@ def gunicorn(
         }
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "-c",
-                    "python:rag.api.gunicorn_conf",
-                    "rag.api:create_app()",
-                ],
+                GUNICORN_ARGV,
                 env=environment,
                 stdout=out,
                 stderr=subprocess.STDOUT,
