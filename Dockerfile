@@ -22,11 +22,15 @@ WORKDIR /src
 COPY pyproject.toml README.md constraints.txt ./
 COPY services ./services
 # The serving environment: the onnx backend, the API and S3 artifacts. No torch, optimum or transformers.
+# Its bytecode is compiled here, unchecked-hash (the image never changes under it): without it every container
+# start compiled ~3,000 modules again, as the root filesystem is read-only (docs/BENCHMARKS.md, cold start).
 RUN --mount=type=secret,id=cacert \
     if [ -s /run/secrets/cacert ]; then export PIP_CERT=/run/secrets/cacert; fi \
     && python3 -m venv /opt/rag \
     && /opt/rag/bin/pip install --no-compile -c constraints.txt ".[onnx,api,artifacts]" \
-    && /opt/rag/bin/pip uninstall -y pip setuptools
+    && /opt/rag/bin/pip uninstall -y pip setuptools \
+    && find /opt/rag -depth -type d \( -name tests -o -name __pycache__ \) -path "*/site-packages/*" -exec rm -rf {} + \
+    && /opt/rag/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/rag/lib
 COPY image/models /tmp/local-models
 RUN --mount=type=secret,id=cacert \
     if [ -s /run/secrets/cacert ]; then export PIP_CERT=/run/secrets/cacert; fi \
@@ -54,7 +58,10 @@ ENV PATH=/opt/rag/bin:$PATH \
 COPY --from=builder /opt/rag /opt/rag
 COPY --from=builder /models /models
 COPY image/bundle /opt/bundle
-RUN groupadd --gid 10001 rag \
+# Bytecode for the standard library too, where the base image has none (a read-only root filesystem could
+# not cache it, so every start would compile it again); python:3.11-slim's is already there and kept.
+RUN python3 -c "import compileall, sysconfig; compileall.compile_dir(sysconfig.get_path('stdlib'), quiet=1, workers=0)" \
+    && groupadd --gid 10001 rag \
     && useradd --uid 10001 --gid rag --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin rag \
     && mkdir -p /artifacts && chown rag:rag /artifacts && rm -f /opt/bundle/.gitkeep
 USER 10001:10001

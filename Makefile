@@ -16,7 +16,7 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 COMMA := ,
-.PHONY: install run ask test test-fast image image-test lint typecheck eval bench bench-models constraints clean
+.PHONY: install install-artifacts run ask test test-fast image image-test lint typecheck eval bench bench-models constraints clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 install: $(BIN)/.installed
+
+install-artifacts:  ## only what `rag artifacts` needs (CI's publish and promote jobs): no torch, no models
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -c constraints.txt -e '.[artifacts]'
 
 $(SAMPLE_BUNDLE)/manifest.json: $(BIN)/.installed $(wildcard $(SAMPLE_CORPUS)/*.md)
 	$(BIN)/rag build $(SAMPLE_CORPUS) --out $(SAMPLE_BUNDLE) --force --cache build/embeddings.sqlite
@@ -70,6 +74,9 @@ bench: $(BIN)/.installed  ## /answer over HTTP vs in-process: latency, throughpu
 
 bench-models: $(BIN)/.installed  ## model latency: torch fp32/bf16 vs ONNX fp32/int8 (BENCH_ARGS=--quick for a dry run)
 	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/python benchmarks/bench_models.py $(BENCH_ARGS)
+
+bench-image: $(BIN)/.installed  ## image size and cold start with production-size int8 models (BENCH_ARGS=--quick: dry run)
+	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/python benchmarks/bench_cold_start.py $(BENCH_ARGS)
 
 constraints: $(BIN)/.installed
 	$(PIP) freeze --exclude-editable | sed 's/^torch==2.13.0+cpu/torch==2.13.0/' > constraints.txt.new

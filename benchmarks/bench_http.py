@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_models import export_folder, prepare  # noqa: E402
 
-from tools import GUNICORN_ARGV  # noqa: E402  (tests/ is on the path through bench_models)
+from tools import GUNICORN_ARGV, free_port  # noqa: E402  (tests/ is on the path through bench_models)
 
 SHARED_DATA = Path(os.environ.get("RAG_SHARED_DATA", ROOT.parent / "shared" / "data"))
 WORK = ROOT / "build" / "bench"
@@ -68,12 +67,6 @@ def echo(message: str) -> None:
     print(message, flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 # ---- inputs ---------------------------------------------------------------------------------------------
 
 
@@ -87,7 +80,11 @@ def embedder_folder() -> Path:
     return folder
 
 
-def bundle_and_questions(quick: bool, embedder: Path, dense_index: str) -> tuple[Path, list[str]]:
+def bundle_and_questions(
+    quick: bool, embedder: Path, dense_index: str, label: str = ""
+) -> tuple[Path, list[str]]:
+    """The sample (quick) or SciFact bundle built with `embedder` (rebuilt when the model or settings changed;
+    the embedding cache makes a rebuild with a known model cheap), and its questions."""
     from rag.config import Settings
     from rag.corpus import load_corpus
     from rag.eval.datasets import load_beir
@@ -102,18 +99,18 @@ def bundle_and_questions(quick: bool, embedder: Path, dense_index: str) -> tuple
         questions = [
             f"How does the service handle {w}?" for w in ("abstention", "caching", "metrics", "errors")
         ]
-        path = WORK / f"bundle-docs-{dense_index}"
+        path = WORK / f"bundle-docs-{dense_index}{label}"
     else:
         data = load_beir(SHARED_DATA / "scifact")
         documents, questions = data.documents, list(data.queries.values())
-        path = WORK / f"bundle-scifact-{dense_index}"
+        path = WORK / f"bundle-scifact-{dense_index}{label}"
     model = load_embedder(settings)
     current = (path / "manifest.json").is_file() and (
         read_manifest(path).embedding_model.fingerprint == model.identity.fingerprint
         and read_manifest(path).build == settings.build_config()
     )
     if not current:
-        echo(f"building {path} from {len(documents)} documents (int8 MiniLM) …")
+        echo(f"building {path} from {len(documents)} documents ({embedder.name}) …")
         build_bundle(
             documents,
             model,

@@ -42,7 +42,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from tiny_models import save_xlmr_cross_encoder  # noqa: E402  (one builder for test- and bench-sized models)
+from tiny_models import save_e5_embedder, save_xlmr_cross_encoder  # noqa: E402  (one builder for test- and bench-sized models)
 
 SHARED_DATA = Path(os.environ.get("RAG_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
@@ -51,6 +51,9 @@ MODELS = {
     "minilm-ce": "MiniLM-L6-sized cross-encoder (6×384, random weights)",
     "bge-base-ce": "bge-reranker-base-sized cross-encoder (XLM-R base 12×768, vocab 250002, random weights)",
 }
+# Made by `prepare` for other benchmarks (bench_cold_start.py), not timed here: e5-base-v2's architecture,
+# BERT 12×768, vocabulary 30,522, mean pooling, random weights.
+EMBEDDERS = ("minilm", "e5-base")
 VARIANTS = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8", "onnx-int8-o2")
 ONNX_EXPORTS = {"onnx-fp32": (None, False), "onnx-int8": ("int8", False), "onnx-int8-o2": ("int8", True)}
 QUERY = "what are the effects of vitamin d on bone density"  # 10 words
@@ -139,6 +142,14 @@ def xlmr_base_tokenizer(vocab_size: int = 250002) -> Any:
     return tokenizer
 
 
+def make_e5_base_embedder(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    save_wordpiece_tokenizer(folder)
+    return save_e5_embedder(
+        folder, vocab_size=30522, hidden=768, layers=12, heads=12, intermediate=3072, max_length=512
+    )
+
+
 def make_bge_base_cross_encoder(folder: Path) -> Path:
     return save_xlmr_cross_encoder(
         folder, xlmr_base_tokenizer(), hidden=768, layers=12, heads=12, intermediate=3072, max_length=512
@@ -149,7 +160,11 @@ def prepare(work: Path, models: list[str], variants: list[str], echo: Callable[[
     """Source folders and ONNX exports under `work`, made once."""
     from rag.models.export import export_model
 
-    makers = {"minilm-ce": make_minilm_cross_encoder, "bge-base-ce": make_bge_base_cross_encoder}
+    makers = {
+        "minilm-ce": make_minilm_cross_encoder,
+        "bge-base-ce": make_bge_base_cross_encoder,
+        "e5-base": make_e5_base_embedder,
+    }
     for model in models:
         source = source_folder(work, model)
         if not (source / "config.json").is_file():
@@ -167,7 +182,7 @@ def prepare(work: Path, models: list[str], variants: list[str], echo: Callable[[
             export_model(
                 str(source),
                 export_folder(work, model, variant),
-                kind="embedder" if model == "minilm" else "cross-encoder",
+                kind="embedder" if model in EMBEDDERS else "cross-encoder",
                 quantize=quantize,
                 optimize=optimize,
                 overwrite=True,

@@ -22,13 +22,10 @@ TRAINING_TEXT = [
 
 
 def make_tiny_e5(folder: Path, seed: int = 0) -> Path:
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer import modules as models
     from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
     from tokenizers.models import WordPiece
     from tokenizers.trainers import WordPieceTrainer
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertTokenizerFast
 
     folder.mkdir(parents=True, exist_ok=True)
     tok = Tokenizer(WordPiece(unk_token="[UNK]"))
@@ -42,18 +39,48 @@ def make_tiny_e5(folder: Path, seed: int = 0) -> Path:
     )
     fast = BertTokenizerFast(tokenizer_object=tok, model_max_length=128, do_lower_case=True)
     fast.save_pretrained(folder)
+    return save_e5_embedder(
+        folder,
+        vocab_size=tok.get_vocab_size(),
+        hidden=32,
+        layers=2,
+        heads=2,
+        intermediate=64,
+        max_length=128,
+        seed=seed,
+    )
+
+
+def save_e5_embedder(
+    folder: Path,
+    *,
+    vocab_size: int,
+    hidden: int,
+    layers: int,
+    heads: int,
+    intermediate: int,
+    max_length: int,
+    seed: int = 0,
+) -> Path:
+    """e5's architecture (BertModel + mean pooling, as a sentence-transformers folder) with random weights,
+    beside the tokenizer already saved in `folder`. Any size: tiny for tests, e5-base for benchmarks."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer import modules as models
+    from transformers import BertConfig, BertModel
+
     torch.manual_seed(seed)
     config = BertConfig(
-        vocab_size=tok.get_vocab_size(),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=intermediate,
+        max_position_embeddings=max_length,
         pad_token_id=0,
     )
     BertModel(config).eval().save_pretrained(folder)
-    transformer = models.Transformer(str(folder), max_seq_length=128)
+    transformer = models.Transformer(str(folder), max_seq_length=max_length)
     pooling = models.Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
     SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(folder))
     return folder

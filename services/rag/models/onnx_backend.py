@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,6 +34,7 @@ __all__ = [
     "OnnxModelSpec",
     "OnnxSession",
     "read_model_folder",
+    "verify_model_files",
 ]
 
 MODEL_FILE = "model.onnx"
@@ -99,9 +101,26 @@ class OnnxModelSpec:
         return cls(**data)
 
 
-def read_model_folder(folder: str | Path, kind: str | None = None) -> OnnxModelSpec:
-    """Verify every file against `manifest.json`, then read `rag_model.json`. Any problem → ModelError."""
+def read_model_folder(folder: str | Path, kind: str | None = None, *, verify: bool = True) -> OnnxModelSpec:
+    """Read `rag_model.json`, after verifying every file against `manifest.json` (unless `verify` is False:
+    the caller then runs `verify_model_files` itself). Any problem → ModelError."""
     folder = Path(folder)
+    if verify:
+        verify_model_files(folder)
+    spec_path = folder / SPEC_FILE
+    try:
+        spec = OnnxModelSpec.from_json(json.loads(spec_path.read_text(encoding="utf-8")))
+    except OSError as exc:
+        raise ModelError(f"{spec_path}: cannot be read ({exc.strerror or exc})") from None
+    except (ValueError, TypeError) as exc:
+        raise ModelError(f"{spec_path}: invalid ({exc})") from None
+    if kind is not None and spec.kind != kind:
+        raise ModelError(f"{spec_path}: this folder holds a model of kind {spec.kind!r}, not {kind!r}")
+    return spec
+
+
+def verify_model_files(folder: Path) -> None:
+    """Every file listed in `manifest.json` exists and has its SHA-256; the essential files are listed."""
     manifest_path = folder / MANIFEST_FILE
     if not manifest_path.is_file():
         raise ModelError(f"{manifest_path}: missing (not an ONNX model folder made by `rag models export`?)")
@@ -121,14 +140,6 @@ def read_model_folder(folder: str | Path, kind: str | None = None) -> OnnxModelS
             raise ModelError(f"{path}: missing (listed in {MANIFEST_FILE})")
         if sha256_file(path) != sha256:
             raise ModelError(f"{path}: checksum does not match {MANIFEST_FILE} (file changed or corrupt)")
-    spec_path = folder / SPEC_FILE
-    try:
-        spec = OnnxModelSpec.from_json(json.loads(spec_path.read_text(encoding="utf-8")))
-    except (ValueError, TypeError) as exc:
-        raise ModelError(f"{spec_path}: invalid ({exc})") from None
-    if kind is not None and spec.kind != kind:
-        raise ModelError(f"{spec_path}: this folder holds a model of kind {spec.kind!r}, not {kind!r}")
-    return spec
 
 
 class OnnxSession:
@@ -224,13 +235,24 @@ class _OnnxTextModel:
 
     def __init__(self, folder: str | Path, *, threads: int = 1, max_seq_length: int | None = None) -> None:
         self.folder = Path(folder)
-        self.spec = read_model_folder(self.folder, self.kind)
+        # Hashing a base-size model (~300 MB), creating its session and reading its tokenizer take similar
+        # times and mostly run outside the GIL, so they overlap; the checksums are checked before anything is
+        # used, and a changed or missing file is reported as such rather than as whatever it broke.
+        self.spec = read_model_folder(self.folder, self.kind, verify=False)
         # A configured max length may shorten the model's, never lengthen it (positions beyond it do not exist).
         self.max_seq_length = min(max_seq_length or self.spec.max_seq_length, self.spec.max_seq_length)
-        self._tokenizer, self._pad_id = _load_tokenizer(
-            self.folder, self.max_seq_length, self.spec.vocab_size
-        )
-        self._session = OnnxSession(self.folder / MODEL_FILE, threads=threads)
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="rag-model") as pool:
+            verified = pool.submit(verify_model_files, self.folder)
+            session = pool.submit(OnnxSession, self.folder / MODEL_FILE, threads=threads)
+            try:
+                self._tokenizer, self._pad_id = _load_tokenizer(
+                    self.folder, self.max_seq_length, self.spec.vocab_size
+                )
+                self._session = session.result()
+            except ModelError:
+                verified.result()
+                raise
+            verified.result()
         if self.output not in self._session.outputs:
             raise ModelError(
                 f"{self._session.path}: has no output {self.output!r} (outputs: {', '.join(self._session.outputs)})"

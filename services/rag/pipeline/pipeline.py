@@ -6,11 +6,12 @@ Used by the CLI, the API, the evaluator and the benchmarks. It knows nothing abo
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from pydantic import ValidationError
@@ -26,6 +27,8 @@ from .schemas import Answer, Evidence, Hit, SearchResult
 from .select import mmr
 
 __all__ = ["Pipeline", "Ranking"]
+
+_T = TypeVar("_T")
 
 MAX_QUESTION_CHARS = 2000
 _EVIDENCE_UNITS = 5  # passage/document units whose sentences compete for evidence
@@ -81,22 +84,41 @@ class Pipeline:
 
     @classmethod
     def from_settings(cls, settings: Settings, bundle_path: str | Path) -> Pipeline:
+        # The three parts are independent and their loaders spend most of their time outside the GIL (file
+        # reads, SHA-256, ONNX Runtime session creation, faiss), so they load side by side: this is most of
+        # a container's cold start (docs/BENCHMARKS.md, "Cold start"). Not with torch: transformers builds
+        # models on a process-wide "meta" device, and two loading at once fail ("Cannot copy out of meta
+        # tensor").
+        def bundle() -> Bundle:
+            return Bundle.load(
+                bundle_path,
+                bm25=settings.bm25_params(),
+                ef_search=settings.hnsw_ef_search,
+                threads=settings.effective_threads(),
+            )
+
+        loaded: dict[str, float] = {}
+
+        def timed(part: str, load: Callable[[], _T]) -> _T:
+            started = time.perf_counter()
+            result = load()
+            loaded[part] = time.perf_counter() - started
+            return result
+
         started = time.perf_counter()
-        bundle = Bundle.load(
-            bundle_path,
-            bm25=settings.bm25_params(),
-            ef_search=settings.hnsw_ef_search,
-            threads=settings.effective_threads(),
-        )
-        loaded = {"bundle": time.perf_counter() - started}
-        started = time.perf_counter()
-        embedder = load_embedder(settings)
-        loaded["embedder"] = time.perf_counter() - started
-        started = time.perf_counter()
-        reranker = load_reranker(settings)
-        if reranker is not None:
-            loaded["reranker"] = time.perf_counter() - started
-        pipeline = cls(bundle, embedder, reranker, settings.retrieval_params())
+        side_by_side = 3 if settings.backend == "onnx" else 1
+        with ThreadPoolExecutor(max_workers=side_by_side, thread_name_prefix="rag-load") as pool:
+            parts = (
+                pool.submit(timed, "bundle", bundle),
+                pool.submit(timed, "embedder", lambda: load_embedder(settings)),
+                pool.submit(timed, "reranker", lambda: load_reranker(settings)),
+            )
+            # The first failure in part order wins; the `with` still waits for the others to finish.
+            loaded_bundle, embedder, reranker = (part.result() for part in parts)
+        if reranker is None:
+            loaded.pop("reranker", None)
+        loaded["total"] = time.perf_counter() - started
+        pipeline = cls(loaded_bundle, embedder, reranker, settings.retrieval_params())
         pipeline.load_seconds = loaded
         return pipeline
 
