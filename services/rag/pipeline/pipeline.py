@@ -26,7 +26,7 @@ from .fuse import convex_fusion, rrf_fusion, top_k
 from .schemas import Answer, Evidence, Hit, SearchResult
 from .select import mmr
 
-__all__ = ["Pipeline", "Ranking"]
+__all__ = ["Pipeline", "Ranking", "Timings"]
 
 _T = TypeVar("_T")
 
@@ -59,6 +59,10 @@ class _Timings:
             yield
         finally:
             self.ms[name] = round(self.ms.get(name, 0.0) + (time.perf_counter() - started) * 1000.0, 3)
+
+
+# Public name for layers over the pipeline (rag.generation) that time their own stages into the same dict.
+Timings = _Timings
 
 
 class Pipeline:
@@ -108,13 +112,15 @@ class Pipeline:
         started = time.perf_counter()
         side_by_side = 3 if settings.backend == "onnx" else 1
         with ThreadPoolExecutor(max_workers=side_by_side, thread_name_prefix="rag-load") as pool:
-            parts = (
-                pool.submit(timed, "bundle", bundle),
-                pool.submit(timed, "embedder", lambda: load_embedder(settings)),
-                pool.submit(timed, "reranker", lambda: load_reranker(settings)),
+            bundle_part = pool.submit(timed, "bundle", bundle)
+            embedder_part = pool.submit(timed, "embedder", lambda: load_embedder(settings))
+            reranker_part = pool.submit(timed, "reranker", lambda: load_reranker(settings))
+            # The first failure in this order wins; the `with` still waits for the others to finish.
+            loaded_bundle, embedder, reranker = (
+                bundle_part.result(),
+                embedder_part.result(),
+                reranker_part.result(),
             )
-            # The first failure in part order wins; the `with` still waits for the others to finish.
-            loaded_bundle, embedder, reranker = (part.result() for part in parts)
         if reranker is None:
             loaded.pop("reranker", None)
         loaded["total"] = time.perf_counter() - started
@@ -195,6 +201,10 @@ class Pipeline:
         )
         sims = np.asarray(self.bundle.sentence_vectors[rows]) @ q
         return np.maximum.reduceat(sims, np.concatenate(([0], np.cumsum(lengths)[:-1])))
+
+    def rerank(self, question: str, ranking: Ranking, top_n: int) -> Ranking:
+        """Cross-encoder rerank of a ranking's head (e.g. one fused from several phrasings of `question`)."""
+        return self._rerank(question, ranking, top_n) if self.reranker is not None else ranking
 
     def _rerank(self, question: str, ranking: Ranking, top_n: int) -> Ranking:
         assert self.reranker is not None
