@@ -16,7 +16,7 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 COMMA := ,
-.PHONY: install install-artifacts run ask test test-fast image image-test lint typecheck eval bench bench-models constraints clean
+.PHONY: install install-artifacts run ask test test-fast image image-test lint typecheck eval bench bench-models bench-image constraints clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)

@@ -13,8 +13,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -100,6 +101,34 @@ class Gunicorn:
 Started = Callable[..., Gunicorn]
 
 
+def start_gunicorn(workdir: Path, wait_ready: bool = True, **env: str) -> Gunicorn:
+    """gunicorn as the image runs it (GUNICORN_ARGV), on a loopback port, with `env` over this process's
+    environment; its log and Prometheus multiprocess files go to `workdir`. Stopped again if never ready."""
+    port = free_port()
+    metrics_dir = workdir / "metrics"
+    metrics_dir.mkdir(parents=True)
+    log = workdir / "gunicorn.log"
+    environment = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "RAG_BIND": f"127.0.0.1:{port}",
+        "RAG_LOG_LEVEL": "WARNING",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        **env,
+    }
+    with log.open("wb") as out:
+        process = subprocess.Popen(GUNICORN_ARGV, env=environment, stdout=out, stderr=subprocess.STDOUT)
+    instance = Gunicorn(process, port, metrics_dir, log)
+    if wait_ready:
+        try:
+            wait_for(f"{instance.url}/ready", 200, timeout=90, process=process)
+        except AssertionError:
+            print(log.read_text()[-3000:])
+            stop(process)
+            raise
+    return instance
+
+
 class TcpProxy:
     """A loopback TCP forwarder to a real server, for faults: not listening yet (the server is 'down'), or
     forwarding at a throttled rate (a slow download that a test can kill midway)."""
@@ -153,6 +182,63 @@ class TcpProxy:
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
                 s.close()
+
+
+class Prometheus:
+    """A real Prometheus on loopback (the Debian package): scraping the service, or only parsing queries."""
+
+    def __init__(self, process: subprocess.Popen[bytes], port: int) -> None:
+        self.process = process
+        self.url = f"http://127.0.0.1:{port}"
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        body = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=5).json()
+        assert body["status"] == "success", body
+        return list(body["data"]["result"])
+
+    def format_query(self, expr: str) -> str:
+        """The query as Prometheus prints it; a query that does not parse fails with Prometheus's error."""
+        body = httpx.get(f"{self.url}/api/v1/format_query", params={"query": expr}, timeout=5).json()
+        if body["status"] != "success":
+            raise AssertionError(f"Prometheus cannot parse {expr!r}: {body.get('error')}")
+        return str(body["data"])
+
+
+@contextlib.contextmanager
+def start_prometheus(workdir: Path, targets: Sequence[str] = ()) -> Iterator[Prometheus]:
+    """Prometheus scraping `targets` (host:port) every second, its data in `workdir`; stopped on exit."""
+    binary = require_tool("prometheus", "prometheus")
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        + (
+            "scrape_configs:\n"
+            "  - job_name: rag\n"
+            "    scrape_interval: 1s\n"
+            "    scrape_timeout: 1s\n"
+            f"    static_configs: [{{targets: {list(targets)!r}}}]\n"
+            if targets
+            else ""
+        )
+    )
+    process = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={workdir / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/-/ready", timeout=30, process=process)
+        yield Prometheus(process, port)
+    finally:
+        stop(process)
 
 
 def require_packages(*packages: str) -> None:

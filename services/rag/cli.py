@@ -142,8 +142,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.bundle:
+        return _eval_bundle(args)
     from .eval.runner import run_eval
 
+    if not args.work_dir:
+        raise RagError("give WORK_DIR (SciFact/SQuAD suites) or --bundle BUNDLE --eval-set DIR")
     settings = _settings(args)
     suites = [s.strip() for s in args.suites.split(",") if s.strip()]
     unknown = set(suites) - {"scifact", "squad"}
@@ -160,6 +164,38 @@ def cmd_eval(args: argparse.Namespace) -> int:
         Path(args.json_out or Path(args.work_dir) / "eval.json"),
         echo=print,
     )
+    return 0
+
+
+def _eval_bundle(args: argparse.Namespace) -> int:
+    """One built bundle on an evaluation set, through the Pipeline the API serves (settings from RAG_*)."""
+    from .eval import load_eval_set
+    from .eval.retrieval import evaluate_bundle
+    from .index import record_evaluation
+    from .pipeline import Pipeline
+
+    if args.work_dir:
+        raise RagError("--bundle evaluates a built bundle: give no WORK_DIR")
+    if not args.eval_set:
+        raise RagError("--bundle needs --eval-set DIR (queries.jsonl and qrels/<split>.tsv)")
+    eval_set = load_eval_set(args.eval_set, args.split)
+    pipeline = Pipeline.from_settings(_settings(args), args.bundle)
+    known = {d.id for d in pipeline.bundle.documents}
+    absent = sorted({d for judged in eval_set.qrels.values() for d in judged} - known)
+    if absent:  # a degraded corpus shows up here first; the score says how much it matters
+        print(
+            f"warning: {len(absent)} judged document(s) not in the bundle: {', '.join(absent[:5])}",
+            file=sys.stderr,
+        )
+    evaluation = evaluate_bundle(pipeline, eval_set)
+    if args.record:
+        record_evaluation(args.bundle, evaluation)
+    report = {"bundle": str(args.bundle), "recorded": args.record, **evaluation.model_dump()}
+    text = json.dumps(report, indent=2)
+    if args.json_out:
+        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json_out).write_text(text + "\n", encoding="utf-8")
+    print(text)
     return 0
 
 
@@ -210,12 +246,12 @@ def cmd_models_preload(args: argparse.Namespace) -> int:
     return 0
 
 
-def _store(args: argparse.Namespace, settings: Settings | None = None) -> Any:
+def _store(args: argparse.Namespace, settings: Settings | None = None, uri: str | None = None) -> Any:
     from .artifacts import S3Location, S3Store
     from .errors import ConfigError
 
     settings = settings or Settings()
-    uri = args.uri or settings.artifacts_uri
+    uri = uri or args.uri or settings.artifacts_uri
     if not uri:
         raise ConfigError("no artifacts location: pass --uri s3://bucket/prefix or set RAG_ARTIFACTS_URI")
     return S3Store(
@@ -225,15 +261,47 @@ def _store(args: argparse.Namespace, settings: Settings | None = None) -> Any:
     )
 
 
+def _gate(args: argparse.Namespace, store: Any) -> int:
+    """0: the new bundle may go on the channel; 1: refused (quality fell); errors exit 2 as everywhere."""
+    from . import artifacts
+    from .errors import ArtifactNotFound
+    from .eval.gate import quality_gate
+    from .index import read_manifest
+
+    if (args.bundle is None) == (args.version is None):
+        raise RagError("give a local BUNDLE or --version of one in S3 (exactly one)")
+    new = (
+        read_manifest(args.bundle) if args.bundle else artifacts.read_version_manifest(store, args.version)[1]
+    )
+    try:
+        channel = artifacts.read_channel(store, args.channel)
+    except ArtifactNotFound:
+        channel = None
+    current = artifacts.read_version_manifest(store, channel.version)[1] if channel else None
+    against = f"channel {args.channel}" + (f" at {channel.version}" if channel else "")
+    verdict = quality_gate(new, current, metric=args.metric, margin=args.margin, against=against)
+    print(f"quality gate: {verdict.message}", file=sys.stdout if verdict.passed else sys.stderr)
+    return 0 if verdict.passed else 1
+
+
 def cmd_artifacts(args: argparse.Namespace) -> int:
     from . import artifacts
 
-    store = _store(args)
     action = args.artifacts_command
+    if action == "download":
+        names = artifacts.download_prefix(_store(args, uri=args.source), Path(args.dest))
+        print(f"downloaded {len(names)} object(s) from {args.source} → {args.dest}")
+        return 0
+    store = _store(args)
+    if action == "gate":
+        return _gate(args, store)
     if action == "push":
         version, uploaded = artifacts.push_bundle(store, Path(args.bundle), args.version)
-        state = "pushed" if uploaded else "already there (byte-identical)"
-        print(f"{state}: {version} → {store.location}/bundles/{version}/")
+        if args.json:
+            print(json.dumps({"version": version, "uploaded": uploaded, "location": str(store.location)}))
+        else:
+            state = "pushed" if uploaded else "already there (byte-identical)"
+            print(f"{state}: {version} → {store.location}/bundles/{version}/")
     elif action == "promote":
         channel = artifacts.promote(store, args.version, args.channel)
         print(f"channel {channel.name}: {channel.previous} → {channel.version}")
@@ -290,11 +358,21 @@ def _parser() -> argparse.ArgumentParser:
     model_flags(ask)
     ask.set_defaults(func=cmd_ask)
 
-    ev = sub.add_parser("eval", help="SciFact and SQuAD evaluation; WORK_DIR holds bundles and the report")
-    ev.add_argument("work_dir")
+    ev = sub.add_parser(
+        "eval",
+        help="SciFact and SQuAD evaluation (WORK_DIR holds bundles and the report), "
+        "or one built bundle on an evaluation set (--bundle, --eval-set)",
+    )
+    ev.add_argument("work_dir", nargs="?")
     ev.add_argument("--data", default="../shared/data", help="folder with scifact/ and squad-v1.1/")
     ev.add_argument("--suites", default="scifact,squad")
     ev.add_argument("--json-out")
+    ev.add_argument("--bundle", help="evaluate this built bundle instead of running the suites")
+    ev.add_argument("--eval-set", help="with --bundle: folder with queries.jsonl and qrels/<split>.tsv")
+    ev.add_argument("--split", default="test", help="with --bundle: the qrels file to read (default test)")
+    ev.add_argument(
+        "--record", action="store_true", help="with --bundle: write the metrics into its manifest.json"
+    )
     model_flags(ev)
     ev.set_defaults(func=cmd_eval)
 
@@ -344,7 +422,24 @@ def _parser() -> argparse.ArgumentParser:
     push = arts_sub.add_parser("push", help="upload a bundle as a new immutable version")
     push.add_argument("bundle")
     push.add_argument("--version", help="default: <build time>-<corpus id>")
+    push.add_argument("--json", action="store_true", help="print {version, uploaded, location}")
     s3_flags(push)
+    gate = arts_sub.add_parser(
+        "gate",
+        help="exit 1 when a bundle's recorded metric is more than --margin below the channel's version",
+    )
+    gate.add_argument("bundle", nargs="?", help="a local bundle (or --version: one already in S3)")
+    gate.add_argument("--version", help="a pushed version to check instead of a local bundle")
+    gate.add_argument("--channel", required=True, help="compare with the version this channel points at")
+    gate.add_argument("--metric", default="ndcg@10", help="a metric recorded by `rag eval --bundle --record`")
+    gate.add_argument("--margin", type=float, default=0.02, help="allowed drop (absolute; default 0.02)")
+    s3_flags(gate)
+    download = arts_sub.add_parser(
+        "download", help="copy every object under an s3:// prefix into a folder (a corpus kept in S3)"
+    )
+    download.add_argument("source", help="s3://bucket/prefix")
+    download.add_argument("--dest", required=True, help="the folder to fill (replaced whole)")
+    s3_flags(download)
     promote = arts_sub.add_parser("promote", help="point a channel at a version")
     promote.add_argument("version")
     promote.add_argument("--channel", required=True)

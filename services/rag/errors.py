@@ -10,6 +10,8 @@
     │   ├── BundleVersionError unknown format version
     │   └── BundleModelMismatch built with another embedding model than the configured one
     ├── QueryError             a question or parameters the pipeline cannot answer
+    │   └── GenerationNotConfigured  generative mode asked of a server without an inference server
+    ├── GenerationError        the inference server failed or answered unusably (answers fall back, never fail)
     └── ArtifactError          bundle artifacts in S3
         ├── ArtifactNotFound   no such version, channel or object
         ├── ArtifactConflict   a version that exists already with other content (versions are immutable)
@@ -32,6 +34,8 @@ __all__ = [
     "BundleVersionError",
     "ConfigError",
     "CorpusError",
+    "GenerationError",
+    "GenerationNotConfigured",
     "ModelError",
     "QueryError",
     "RagError",
@@ -79,6 +83,20 @@ class BundleModelMismatch(BundleError):
 
 class QueryError(RagError):
     error_type = "query_error"
+
+
+class GenerationNotConfigured(QueryError):
+    error_type = "generation_not_configured"
+
+
+class GenerationError(RagError):
+    """`reason` is the answer's `generation.fallback_reason` (timeout, server_error, circuit_open, ...)."""
+
+    error_type = "generation_error"
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class ArtifactError(RagError):

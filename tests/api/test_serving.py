@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tools import Gunicorn, Started, free_port, require_tool, stop, wait_for
+from tools import Gunicorn, Started, free_port, require_tool, start_prometheus, stop, wait_for
 
 QUESTIONS = [
     "When was the Eiffel Tower completed?",
@@ -41,7 +41,6 @@ def scrape_sum(url: str, metric: str) -> float:
 
 
 def test_prometheus_reads_answers_summed_over_two_workers(gunicorn: Started, tmp_path: Path) -> None:
-    prometheus = require_tool("prometheus", "prometheus")
     service = gunicorn()
     assert len(service.workers()) == 2
     with ThreadPoolExecutor(8) as pool:
@@ -53,51 +52,21 @@ def test_prometheus_reads_answers_summed_over_two_workers(gunicorn: Started, tmp
     assert len([f for f in os.listdir(service.metrics_dir) if f.startswith("counter_")]) == 2
     assert scrape_sum(service.url, "rag_answers_total") == 40  # any worker reports the sum
 
-    port = free_port()
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-        "scrape_configs:\n"
-        "  - job_name: rag\n"
-        "    scrape_interval: 1s\n"
-        "    scrape_timeout: 1s\n"
-        f"    static_configs: [{{targets: ['127.0.0.1:{service.port}']}}]\n"
-    )
-    process = subprocess.Popen(
-        [
-            prometheus,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for(f"http://127.0.0.1:{port}/-/ready", timeout=30, process=process)
+    with start_prometheus(tmp_path / "prometheus", [f"127.0.0.1:{service.port}"]) as prometheus:
         value = None
         deadline = time.monotonic() + 40  # discovery alone takes ~5 s in Prometheus 2.42
         while time.monotonic() < deadline:
-            result = httpx.get(
-                f"http://127.0.0.1:{port}/api/v1/query", params={"query": "sum(rag_answers_total)"}, timeout=5
-            ).json()["data"]["result"]
+            result = prometheus.query("sum(rag_answers_total)")
             if result:
                 value = float(result[0]["value"][1])
                 if value == 40:
                     break
             time.sleep(0.5)
         assert value == 40
-        stages = httpx.get(
-            f"http://127.0.0.1:{port}/api/v1/query",
-            params={
-                "query": 'sum by (stage) (rag_stage_seconds_count{stage=~"embed|bm25|dense|fuse|rerank|mmr"})'
-            },
-            timeout=5,
-        ).json()["data"]["result"]
+        stages = prometheus.query(
+            'sum by (stage) (rag_stage_seconds_count{stage=~"embed|bm25|dense|fuse|rerank|mmr"})'
+        )
         assert {r["metric"]["stage"] for r in stages} == {"embed", "bm25", "dense", "fuse", "rerank", "mmr"}
-    finally:
-        stop(process)
 
 
 HAPROXY_CONFIG = """

@@ -25,6 +25,10 @@ __all__ = [
     "CACHE_REQUESTS",
     "CONTENT_TYPE_LATEST",
     "FAILURES",
+    "GENERATION_FALLBACKS",
+    "GENERATION_SECONDS",
+    "GENERATION_TOKENS",
+    "INDEX_CREATED",
     "INDEX_INFO",
     "IN_FLIGHT",
     "MODEL_LOAD_SECONDS",
@@ -61,11 +65,35 @@ INDEX_INFO = Gauge(
     ["version", "corpus_id", "embedding_model"],
     multiprocess_mode="max",
 )
+# The served bundle's build time, for an "index older than N days" alert. livemax: the master (preload) and
+# dead workers must not pull the value to 0 or keep a replaced bundle's time.
+INDEX_CREATED = Gauge(
+    "rag_index_created_timestamp_seconds",
+    "Build time of the bundle being served (manifest created_at), Unix seconds",
+    multiprocess_mode="livemax",
+)
 MODEL_LOAD_SECONDS = Gauge(
     "rag_model_load_seconds", "Time to load each part at startup", ["part"], multiprocess_mode="max"
 )
 READY = Gauge("rag_ready", "1 when the worker is ready to serve", multiprocess_mode="livesum")
 RELOADS = Counter("rag_reloads_total", "Hot reloads of a new bundle version, by result", ["result"])
+# Optional generation (rag.generation): one sample per call to the inference server, retries included.
+GENERATION_SECONDS = Histogram(
+    "rag_generation_seconds",
+    "Calls to the inference server by stage (generate, expand, self_query), retries included",
+    ["stage"],
+    buckets=DURATION_BUCKETS,
+)
+GENERATION_TOKENS = Counter(
+    "rag_generation_tokens_total",
+    "Tokens the inference server reported, by stage and kind",
+    ["stage", "kind"],
+)
+GENERATION_FALLBACKS = Counter(
+    "rag_generation_fallbacks_total",
+    "LLM results not used, by stage and reason (generate: the extractive answer stood instead)",
+    ["stage", "reason"],
+)
 
 
 def multiprocess_dir() -> str | None:

@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from types import FrameType
 from typing import Any
 
@@ -19,7 +20,7 @@ from ..pipeline import Pipeline
 from .admission import Admission
 from .cache import AnswerCache
 from .errors import NotReady
-from .metrics import INDEX_INFO, MODEL_LOAD_SECONDS, READY
+from .metrics import INDEX_CREATED, INDEX_INFO, MODEL_LOAD_SECONDS, READY
 from .schemas import ReadyBody
 
 __all__ = ["ServiceState", "warm_up"]
@@ -93,6 +94,7 @@ class ServiceState:
         self.version = version
         self._index_labels = (version, manifest.corpus_id, manifest.embedding_model.name)
         INDEX_INFO.labels(*self._index_labels).set(1)
+        INDEX_CREATED.set(datetime.fromisoformat(manifest.created_at).timestamp())
         self.phase, self.reason, self.error_type = "ready", None, None
         READY.set(1)
         log.info(

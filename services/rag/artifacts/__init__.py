@@ -1,7 +1,17 @@
 """Bundle artifacts in S3: immutable versions, channels with rollback, verified atomic pulls."""
 
+from .download import download_prefix
 from .pull import ARTIFACT_INFO, ArtifactInfo, PullResult, pull_bundle, read_artifact_info
-from .registry import Channel, default_version, list_artifacts, promote, push_bundle, read_channel, rollback
+from .registry import (
+    Channel,
+    default_version,
+    list_artifacts,
+    promote,
+    push_bundle,
+    read_channel,
+    read_version_manifest,
+    rollback,
+)
 from .store import S3Location, S3Store
 
 __all__ = [
@@ -12,11 +22,13 @@ __all__ = [
     "S3Location",
     "S3Store",
     "default_version",
+    "download_prefix",
     "list_artifacts",
     "promote",
     "pull_bundle",
     "push_bundle",
     "read_artifact_info",
     "read_channel",
+    "read_version_manifest",
     "rollback",
 ]

@@ -19,11 +19,11 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from ..errors import ArtifactNotFound, BundleCorrupt, RagError
+from ..errors import BundleCorrupt, RagError
 from ..files import sha256_file, staged_dir, write_json_atomic
 from ..index import parse_manifest, verify_bundle
 from ..index.manifest import MANIFEST_NAME
-from .registry import checked_version, read_channel
+from .registry import checked_version, read_channel, read_version_manifest
 from .store import S3Store
 
 __all__ = ["ARTIFACT_INFO", "ArtifactInfo", "PullResult", "pull_bundle", "read_artifact_info"]
@@ -91,14 +91,7 @@ def pull_bundle(
         version = read_channel(store, channel).version
     assert version is not None
     version = checked_version(version)
-    marker = store.location.key("bundles", version, MANIFEST_NAME)
-    try:
-        manifest_bytes = store.get_bytes(marker)
-    except ArtifactNotFound:
-        raise ArtifactNotFound(
-            f"unknown version {version}: no {marker} in s3://{store.location.bucket}"
-        ) from None
-    manifest = parse_manifest(manifest_bytes, f"s3://{store.location.bucket}/{marker}")
+    manifest_bytes, manifest = read_version_manifest(store, version)
     names = manifest.checked_paths()  # refuses absolute paths and '..' before anything is written
     with _locked(dest):
         if _holds(dest, manifest_bytes):

@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from ..errors import ArtifactConflict, ArtifactNotFound, BundleCorrupt
-from ..index import read_manifest, verify_bundle
+from ..index import parse_manifest, read_manifest, verify_bundle
 from ..index.manifest import MANIFEST_NAME, Manifest
 from .store import S3Store
 
@@ -34,6 +34,7 @@ __all__ = [
     "promote",
     "push_bundle",
     "read_channel",
+    "read_version_manifest",
     "rollback",
 ]
 
@@ -115,6 +116,19 @@ def read_channel(store: S3Store, name: str) -> Channel:
         return Channel.model_validate_json(raw)
     except ValidationError as exc:
         raise BundleCorrupt(f"channel {name!r} ({key}) is not valid: {exc.errors()[0]['msg']}") from None
+
+
+def read_version_manifest(store: S3Store, version: str) -> tuple[bytes, Manifest]:
+    """A committed version's manifest, as stored (bytes) and parsed: what pulls verify against and what the
+    quality gate reads a version's metrics from."""
+    marker = store.location.key("bundles", checked_version(version), MANIFEST_NAME)
+    try:
+        raw = store.get_bytes(marker)
+    except ArtifactNotFound:
+        raise ArtifactNotFound(
+            f"unknown version {version}: no {marker} in s3://{store.location.bucket}"
+        ) from None
+    return raw, parse_manifest(raw, f"s3://{store.location.bucket}/{marker}")
 
 
 def _committed(store: S3Store, version: str) -> bool:

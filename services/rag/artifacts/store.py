@@ -156,11 +156,14 @@ class S3Store:
         return self._call(key_prefix, page_through)
 
     def list_keys(self, key_prefix: str) -> list[str]:
+        """Keys under `key_prefix/` relative to it (an empty prefix: the whole bucket)."""
+        prefix = f"{key_prefix}/" if key_prefix else ""
+
         def page_through() -> list[str]:
             out: list[str] = []
             paginator = self.client.get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=self.location.bucket, Prefix=key_prefix + "/"):
-                out.extend(o["Key"][len(key_prefix) + 1 :] for o in page.get("Contents", []))
+            for page in paginator.paginate(Bucket=self.location.bucket, Prefix=prefix):
+                out.extend(o["Key"][len(prefix) :] for o in page.get("Contents", []))
             return out
 
         return self._call(key_prefix, page_through)

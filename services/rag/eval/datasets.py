@@ -1,15 +1,18 @@
-"""Evaluation datasets: BEIR (SciFact, with its evidence sentences) and SQuAD v1.1. Read-only inputs."""
+"""Evaluation datasets: BEIR (SciFact, with its evidence sentences), SQuAD v1.1, and evaluation sets for a
+built bundle (BEIR's queries + qrels without a corpus). Read-only inputs."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..corpus import Document, load_corpus
+from ..errors import ConfigError
 
-__all__ = ["BeirData", "SquadData", "SquadQuestion", "load_beir", "load_squad"]
+__all__ = ["BeirData", "EvalSet", "SquadData", "SquadQuestion", "load_beir", "load_eval_set", "load_squad"]
 
 
 @dataclass
@@ -21,13 +24,18 @@ class BeirData:
     evidence: dict[str, dict[str, list[tuple[int, int]]]] = field(default_factory=dict)
 
 
+def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    qrels: dict[str, dict[str, int]] = {}
+    with path.open(newline="") as handle:
+        for row in csv.DictReader(handle, delimiter="\t"):
+            qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
+    return qrels
+
+
 def load_beir(folder: str | Path, split: str = "test") -> BeirData:
     folder = Path(folder)
     documents, _ = load_corpus(folder / "corpus.jsonl")
-    qrels: dict[str, dict[str, int]] = {}
-    with (folder / "qrels" / f"{split}.tsv").open(newline="") as handle:
-        for row in csv.DictReader(handle, delimiter="\t"):
-            qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
+    qrels = _read_qrels(folder / "qrels" / f"{split}.tsv")
     queries: dict[str, str] = {}
     metadata: dict[str, dict[str, list[dict[str, list[int]]]]] = {}
     for line in (folder / "queries.jsonl").read_text(encoding="utf-8").splitlines():
@@ -37,6 +45,46 @@ def load_beir(folder: str | Path, split: str = "test") -> BeirData:
             metadata[record["_id"]] = record.get("metadata") or {}
     evidence = _scifact_evidence(folder, documents, metadata)
     return BeirData(documents=documents, queries=queries, qrels=qrels, evidence=evidence)
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """Questions with judged documents for one corpus (BEIR layout: queries.jsonl, qrels/<split>.tsv)."""
+
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+    id: str  # sha256 of the queries and judgements: two measurements compare only on the same set
+
+
+def load_eval_set(folder: str | Path, split: str = "test") -> EvalSet:
+    """An evaluation set for a built bundle: the corpus is the bundle's, so only queries and qrels are read.
+    Every judged query needs its text; an empty set is refused (its score would say nothing)."""
+    folder = Path(folder)
+    queries_file, qrels_file = folder / "queries.jsonl", folder / "qrels" / f"{split}.tsv"
+    for needed in (queries_file, qrels_file):
+        if not needed.is_file():
+            raise ConfigError(
+                f"evaluation set {folder}: {needed.relative_to(folder)} not found (BEIR layout)"
+            )
+    try:
+        qrels = _read_qrels(qrels_file)
+        texts = {
+            str(record["_id"]): str(record["text"])
+            for line in queries_file.read_text(encoding="utf-8").splitlines()
+            if line.strip()
+            for record in (json.loads(line),)
+        }
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(f"evaluation set {folder}: cannot read it ({type(exc).__name__}: {exc})") from None
+    qrels = {qid: judged for qid, judged in qrels.items() if any(g > 0 for g in judged.values())}
+    if not qrels:
+        raise ConfigError(f"evaluation set {folder}: no query has a relevant document in {qrels_file.name}")
+    missing = sorted(set(qrels) - set(texts))
+    if missing:
+        raise ConfigError(f"evaluation set {folder}: judged queries without text: {', '.join(missing[:5])}")
+    queries = {qid: texts[qid] for qid in sorted(qrels)}
+    canonical = json.dumps({"queries": queries, "qrels": qrels}, sort_keys=True, ensure_ascii=False)
+    return EvalSet(queries=queries, qrels=qrels, id=hashlib.sha256(canonical.encode()).hexdigest())
 
 
 def _scifact_evidence(

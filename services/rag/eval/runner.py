@@ -26,7 +26,8 @@ from ..index.writer import BM25_DIR
 from ..models import EmbeddingModel, load_embedder, load_reranker
 from ..pipeline import Pipeline
 from .datasets import BeirData, load_beir, load_squad
-from .metrics import ndcg_at_k, recall_at_k, spans_overlap
+from .metrics import spans_overlap
+from .retrieval import retrieval_scores
 
 __all__ = ["EvalRunner", "Variant"]
 
@@ -125,13 +126,7 @@ class EvalRunner:
     # ---- SciFact -----------------------------------------------------------------------------------------
 
     def beir_scores(self, variant: Variant, data: BeirData, depth: int = 100) -> dict[str, float]:
-        pipeline = self.pipeline(variant)
-        ndcg, recall = [], []
-        for qid, question in data.queries.items():
-            ranked = [doc for doc, _ in pipeline.ranked_documents(question)][:depth]
-            ndcg.append(ndcg_at_k(ranked, data.qrels[qid], 10))
-            recall.append(recall_at_k(ranked, data.qrels[qid], 100))
-        return {"ndcg@10": float(np.mean(ndcg)), "recall@100": float(np.mean(recall))}
+        return retrieval_scores(self.pipeline(variant), data.queries, data.qrels, depth)
 
     def evidence_scores(
         self, variant: Variant, data: BeirData, ks: Iterable[int] = (1, 3, 10)

@@ -1,8 +1,8 @@
 """Index bundle: writer, manifest, verifying loader; BM25 and dense indexes behind small classes."""
 
-from .bundle import Bundle, parse_manifest, read_manifest, verify_bundle
+from .bundle import Bundle, parse_manifest, read_manifest, record_evaluation, verify_bundle
 from .lexical import Bm25Index, Bm25Params, Tokenizer
-from .manifest import FORMAT_VERSION, Manifest
+from .manifest import FORMAT_VERSION, Evaluation, Manifest
 from .writer import BuildResult, build_bundle
 
 __all__ = [
@@ -11,10 +11,12 @@ __all__ = [
     "Bm25Params",
     "BuildResult",
     "Bundle",
+    "Evaluation",
     "Manifest",
     "Tokenizer",
     "build_bundle",
     "parse_manifest",
     "read_manifest",
+    "record_evaluation",
     "verify_bundle",
 ]

@@ -13,14 +13,14 @@ from pydantic import ValidationError
 
 from ..corpus import Document, Segmentation
 from ..errors import BundleCorrupt, BundleNotFound, BundleVersionError, QueryError
-from ..files import sha256_file
+from ..files import sha256_file, write_json_atomic
 from .dense import DenseIndex
 from .lexical import Bm25Index, Bm25Params
-from .manifest import FORMAT_VERSION, MANIFEST_NAME, Manifest
+from .manifest import FORMAT_VERSION, MANIFEST_NAME, Evaluation, Manifest, manifest_json
 from .store import read_store
 from .writer import BM25_DIR, DENSE_FILE, SENTENCE_VECTORS_FILE, STORE_FILE
 
-__all__ = ["Bundle", "parse_manifest", "read_manifest", "verify_bundle"]
+__all__ = ["Bundle", "parse_manifest", "read_manifest", "record_evaluation", "verify_bundle"]
 
 
 def read_manifest(path: str | Path) -> Manifest:
@@ -62,6 +62,17 @@ def verify_bundle(path: str | Path, manifest: Manifest) -> None:
             raise BundleCorrupt(
                 f"{path}: {name} does not match its checksum in the manifest (changed or damaged)"
             )
+
+
+def record_evaluation(path: str | Path, evaluation: Evaluation) -> Manifest:
+    """Write `evaluation` into the bundle's manifest (temp file + rename: readers see the old or the new
+    manifest, never half of one). The manifest is not in its own `files` map, so every checksum still holds."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    verify_bundle(path, manifest)  # a score vouches for these exact files
+    updated = manifest.model_copy(update={"evaluation": evaluation})
+    write_json_atomic(path / MANIFEST_NAME, manifest_json(updated))
+    return updated
 
 
 @dataclass(frozen=True)

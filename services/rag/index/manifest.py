@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import PurePosixPath
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -12,9 +13,11 @@ from ..errors import BundleCorrupt
 __all__ = [
     "FORMAT_VERSION",
     "MANIFEST_NAME",
+    "Evaluation",
     "FileEntry",
     "Manifest",
     "ModelInfo",
+    "manifest_json",
 ]
 
 FORMAT_VERSION = 1
@@ -38,6 +41,17 @@ class ModelInfo(BaseModel):
     revision: str | None = None
 
 
+class Evaluation(BaseModel):
+    """Retrieval quality of the bundle on an evaluation set (`rag eval --bundle … --record`): what CI's quality
+    gate compares a new build against. Recorded after the build, so it is not covered by `files`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    eval_set: str = Field(description="sha256 of the evaluation set's queries and judgements")
+    queries: int = Field(ge=1)
+    metrics: dict[str, float] = Field(description="e.g. ndcg@10, recall@10, recall@100 (0..1)")
+    measured_at: str
+
+
 class Manifest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -51,6 +65,7 @@ class Manifest(BaseModel):
     warnings_count: int = 0
     software: dict[str, str] = Field(default_factory=dict)
     files: dict[str, FileEntry]
+    evaluation: Evaluation | None = None
 
     def checked_paths(self) -> list[str]:
         """File names, refusing any that could escape the bundle directory."""
@@ -59,3 +74,9 @@ class Manifest(BaseModel):
             if pure.is_absolute() or ".." in pure.parts or name.startswith("\\") or ":" in name:
                 raise BundleCorrupt(f"manifest lists an unsafe path: {name!r}")
         return sorted(self.files)
+
+
+def manifest_json(manifest: Manifest) -> dict[str, Any]:
+    """The manifest as written to disk. `evaluation` is left out while unset, so a bundle that was never
+    evaluated has the same manifest keys as before the field existed (older readers forbid unknown keys)."""
+    return manifest.model_dump(mode="json", exclude={"evaluation"} if manifest.evaluation is None else None)

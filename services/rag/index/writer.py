@@ -31,6 +31,7 @@ from .manifest import (
     FileEntry,
     Manifest,
     ModelInfo,
+    manifest_json,
 )
 from .store import write_store
 
@@ -152,7 +153,7 @@ def build_bundle(
                 software=_software(),
                 files=files,
             )
-            write_json_atomic(tmp / MANIFEST_NAME, manifest.model_dump(mode="json"))
+            write_json_atomic(tmp / MANIFEST_NAME, manifest_json(manifest))
     finally:
         if cache is not None:
             cache.close()
