@@ -35,7 +35,7 @@ from bench_http import WORK, bundle_and_questions  # noqa: E402
 from bench_models import export_folder, prepare  # noqa: E402
 
 from containers import build_image, ensure_base_image, podman  # noqa: E402  (tests/ is on the path)
-from tools import free_port  # noqa: E402
+from tools import free_port, wait_for  # noqa: E402
 
 IMAGE = "localhost/rag:bench"
 TARGET_SECONDS = 5.0
@@ -76,17 +76,10 @@ def seconds_to_ready(bundle: Path) -> tuple[float, dict[str, Any]]:
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        while True:
-            try:
-                if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.perf_counter() - started > 120:
-                raise SystemExit(
-                    f"not ready after 120 s:\n{podman('logs', name, check=False).stderr[-3000:]}"
-                )
-            time.sleep(0.05)
+        try:
+            wait_for(f"{url}/ready", 200, timeout=120, interval=0.05)
+        except AssertionError as exc:
+            raise SystemExit(f"{exc}\n{podman('logs', name, check=False).stderr[-3000:]}") from None
         elapsed = time.perf_counter() - started
         info = httpx.get(f"{url}/info", timeout=5).json()
         answer = httpx.post(f"{url}/answer", json={"question": "vitamin D and bone density"}, timeout=60)

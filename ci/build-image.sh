@@ -71,15 +71,6 @@ command+=(
   -t "$IMAGE:$GIT_SHA" -t "$IMAGE:$VERSION" "$ROOT"
 )
 
-run() {
-  if [ "$DRY_RUN" = 1 ]; then
-    printf '+'
-    printf ' %q' "$@"
-    printf '\n'
-  else
-    "$@"
-  fi
-}
 run "${command[@]}" >&2
 if [ "$PUSH" = 1 ]; then
   run "$CONTAINER_TOOL" push "$IMAGE:$GIT_SHA" >&2

@@ -26,3 +26,14 @@ require_rag() {
   if [ -x "$venv/bin/rag" ]; then PATH="$venv/bin:$PATH"; fi
   command -v rag >/dev/null || die "rag is not installed: run make install (or set VENV)"
 }
+
+# Run a command, or with DRY_RUN=1 print it (shell-quoted, after a "+") instead.
+run() {
+  if [ "${DRY_RUN:-0}" = 1 ]; then
+    printf '+'
+    printf ' %q' "$@"
+    printf '\n'
+  else
+    "$@"
+  fi
+}

@@ -38,15 +38,6 @@ chart=$(sed -n 's/^name: *//p' "$CHART_DIR/Chart.yaml" | head -n 1 | tr -d "\"'"
 [ -n "$chart" ] || die "$CHART_DIR/Chart.yaml has no name"
 CHART_VERSION=${CHART_VERSION:-$(sed -n 's/^version: *//p' "$CHART_DIR/Chart.yaml" | head -n 1 | tr -d "\"'")}
 
-run() {
-  if [ "$DRY_RUN" = 1 ]; then
-    printf '+'
-    printf ' %q' "$@"
-    printf '\n'
-  else
-    "$@"
-  fi
-}
 [ "$DRY_RUN" = 1 ] || command -v helm >/dev/null || die "helm is not installed"
 mkdir -p "$OUT_DIR"
 run helm lint "$CHART_DIR" >&2

@@ -51,7 +51,11 @@ def free_port() -> int:
 
 
 def wait_for(
-    url: str, status: int = 200, timeout: float = 60.0, process: subprocess.Popen[bytes] | None = None
+    url: str,
+    status: int = 200,
+    timeout: float = 60.0,
+    process: subprocess.Popen[bytes] | None = None,
+    interval: float = 0.1,
 ) -> None:
     deadline = time.monotonic() + timeout
     last = "no answer"
@@ -65,7 +69,7 @@ def wait_for(
             last = f"{response.status_code} {response.text[:200]}"
         except httpx.HTTPError as exc:
             last = repr(exc)
-        time.sleep(0.1)
+        time.sleep(interval)
     raise AssertionError(f"{url} did not answer {status} within {timeout:g} s (last: {last})")
 
 

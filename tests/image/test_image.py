@@ -21,7 +21,7 @@ import pytest
 from containers import build_image, ensure_base_image, podman
 from rag.artifacts import S3Location, S3Store, promote, push_bundle
 from samples import ROOT
-from tools import free_port
+from tools import free_port, wait_for
 
 pytestmark = pytest.mark.image
 
@@ -91,15 +91,10 @@ def test_init_container_pulls_then_the_server_serves_as_non_root(
             "-e", f"RAG_BIND=127.0.0.1:{port}", "-e", "RAG_WORKERS=1", image,
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, podman("logs", server, check=False).stderr[-3000:]
-            time.sleep(0.2)
+        try:
+            wait_for(f"{url}/ready", 200, timeout=120)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{podman('logs', server, check=False).stderr[-3000:]}") from None
         print(f"\ncontainer start → /ready: {time.monotonic() - started:.2f} s")
         assert httpx.get(f"{url}/health", timeout=5).json() == {"status": "ok"}
         answer = httpx.post(
