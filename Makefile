@@ -78,9 +78,23 @@ bench-models: $(BIN)/.installed  ## model latency: torch fp32/bf16 vs ONNX fp32/
 bench-image: $(BIN)/.installed  ## image size and cold start with production-size int8 models (BENCH_ARGS=--quick: dry run)
 	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/python benchmarks/bench_cold_start.py $(BENCH_ARGS)
 
+.PHONY: bench-incremental bench-ingest-latency
+bench-incremental: $(BIN)/.installed  ## SciFact cold build vs rebuild after 1% changed: speed-up, byte-identical (BENCH_ARGS=--quick: dry run)
+	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/python benchmarks/bench_incremental.py $(BENCH_ARGS)
+
+bench-ingest-latency: $(BIN)/.installed  ## /answer p50/p99 while an ingestion job builds vs idle (BENCH_ARGS=--quick: dry run)
+	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/python benchmarks/bench_ingest_latency.py $(BENCH_ARGS)
+
 constraints: $(BIN)/.installed
 	$(PIP) freeze --exclude-editable | sed 's/^torch==2.13.0+cpu/torch==2.13.0/' > constraints.txt.new
 	mv constraints.txt.new constraints.txt
 
 clean:
 	rm -rf build $(VENV)
+
+# The peers live in their own venv (build/peers-venv, made by the script: torch==2.13.0 CPU first and alone,
+# then benchmarks/peers/requirements.txt), never in the product's dependencies.
+.PHONY: bench-peers
+bench-peers: $(BIN)/.installed  ## vs Haystack, txtai and a naive baseline: quality, speed, plots (~30 min; BENCH_ARGS=--quick: smoke test into a temp folder)
+	@command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q --no-install-recommends wrk)
+	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/python benchmarks/bench_peers.py $(BENCH_ARGS)

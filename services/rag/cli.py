@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .cli_cache import add_cache_parser
+from .cli_ingest import add_ingest_parser
 from .config import Settings
 from .errors import RagError
 
@@ -47,7 +49,9 @@ def cmd_build(args: argparse.Namespace) -> int:
         report=report,
         overwrite=args.force,
         progress=not args.quiet,
-        cache_path=Path(args.cache) if args.cache else None,
+        cache_path=Path(cache) if (cache := args.cache or settings.embedding_cache) else None,
+        cache_max_entries=settings.embedding_cache_max_entries,
+        cache_max_bytes=settings.embedding_cache_max_bytes,
     )
     counts = result.manifest.counts
     size = sum(f.bytes for f in result.manifest.files.values())
@@ -342,11 +346,16 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--out", required=True)
     build.add_argument("--unit", choices=["sentence", "passage", "document"])
     build.add_argument("--dense-index", choices=["flat", "hnsw"])
-    build.add_argument("--cache", help="embedding cache file (SQLite); rebuilds embed only what changed")
+    build.add_argument(
+        "--cache",
+        help="embedding cache file (SQLite; env RAG_EMBEDDING_CACHE); rebuilds embed only what changed",
+    )
     build.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
     build.add_argument("--quiet", action="store_true")
     model_flags(build)
     build.set_defaults(func=cmd_build)
+    add_cache_parser(sub)  # `rag cache stats|purge` (cli_cache.py)
+    add_ingest_parser(sub)  # `rag ingest --server URL CORPUS` (cli_ingest.py)
 
     ask = sub.add_parser("ask", help="answer a question (or a batch) from a bundle")
     ask.add_argument("bundle")

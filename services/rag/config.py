@@ -145,6 +145,14 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = Field(None, description="guards /cache/purge; unset = admin endpoints off")
     cache_size: int = Field(1024, ge=0, description="answers kept per worker; 0 = no cache")
     cache_ttl_seconds: float = Field(300.0, gt=0)
+    cache_max_bytes: int = Field(
+        64 * 1024**2, ge=1024, description="answers' JSON bytes kept per worker; past it the LRU ones go"
+    )
+    embedding_cache: str | None = Field(
+        None, description="embedding cache file (SQLite): `rag build` default, and in /cache/stats"
+    )
+    embedding_cache_max_entries: int = Field(2_000_000, ge=1, description="vectors kept; past it LRU go")
+    embedding_cache_max_bytes: int = Field(4 * 1024**3, ge=1024, description="vector bytes kept (LRU)")
     max_concurrency: int = Field(32, ge=1, description="requests admitted per worker; more get 429")
     inference_threads: int = Field(2, ge=1, le=64, description="requests computed at once per worker")
     request_timeout_seconds: float = Field(30.0, gt=0, description="per-request deadline (504 past it)")
@@ -165,7 +173,43 @@ class Settings(BaseSettings):
     reload_interval_seconds: float = Field(
         0.0, ge=0, description="how often the server polls its channel; 0 = hot reload off"
     )
+    # ingestion jobs (single-node: build a bundle on this node, then swap to it; docs: README "Ingestion jobs")
+    ingest_enabled: bool = Field(False, description="POST /ingest/start and friends (admin key needed too)")
+    ingest_dir: str = Field("build/ingest", description="job records, logs and the bundles jobs build")
+    ingest_poll_seconds: float = Field(
+        1.0, gt=0, description="how often each worker looks for a newly activated job bundle"
+    )
     log_level: str = "INFO"
+
+    # optional generation through an OpenAI-compatible inference server (vLLM, TGI, llama.cpp, a hosted API);
+    # without a base URL it is off and no code path imports its client (docs: README "Generation")
+    generation_base_url: str | None = Field(
+        None, description="the server's root or its /v1 (e.g. http://vllm:8000/v1); unset = generation off"
+    )
+    generation_model: str | None = Field(None, description="the `model` sent with every completion request")
+    generation_api_key: SecretStr | None = Field(None, description="sent as Authorization: Bearer")
+    generation_mode: Literal["extractive", "generative"] = Field(
+        "extractive", description="the answer mode of requests that do not choose one"
+    )
+    generation_timeout_seconds: float = Field(
+        20.0, gt=0, description="per attempt (per chunk when streaming)"
+    )
+    generation_retries: int = Field(2, ge=0, le=10, description="retries on 5xx, 429 and connection errors")
+    generation_backoff_seconds: float = Field(
+        0.25, ge=0, description="first retry's backoff; doubles, jittered"
+    )
+    generation_breaker_failures: int = Field(
+        5, ge=1, description="failed calls in a row that open the circuit"
+    )
+    generation_breaker_reset_seconds: float = Field(
+        30.0, gt=0, description="how long the circuit stays open before one probe call may close it"
+    )
+    generation_prompt: str | None = Field(None, description="prompt template with {question} and {evidence}")
+    generation_prompt_file: str | None = Field(None, description="the same, read from a file at startup")
+    generation_max_tokens: int = Field(512, ge=1, le=32768)
+    generation_temperature: float = Field(0.0, ge=0.0, le=2.0)
+    generation_expansions: int = Field(0, ge=0, le=10, description="LLM paraphrases retrieved and RRF-fused")
+    generation_self_query: bool = Field(False, description="LLM-proposed metadata filters (validated)")
 
     # build (see BuildConfig)
     unit: Unit = _BUILD.unit
@@ -210,10 +254,37 @@ class Settings(BaseSettings):
             raise ValueError(
                 "hot reload (RAG_RELOAD_INTERVAL_SECONDS) needs RAG_ARTIFACTS_URI and RAG_RELOAD_CHANNEL"
             )
+        self._check_generation()
         return self
 
+    def _check_generation(self) -> None:
+        if self.generation_base_url is None:
+            wanted = {
+                "RAG_GENERATION_MODE=generative": self.generation_mode == "generative",
+                "RAG_GENERATION_EXPANSIONS": self.generation_expansions > 0,
+                "RAG_GENERATION_SELF_QUERY": self.generation_self_query,
+            }
+            if used := [name for name, on in wanted.items() if on]:
+                raise ValueError(f"{', '.join(used)} needs RAG_GENERATION_BASE_URL (an inference server)")
+            return
+        if not self.generation_model:
+            raise ValueError("RAG_GENERATION_BASE_URL needs RAG_GENERATION_MODEL")
+        if self.generation_prompt and self.generation_prompt_file:
+            raise ValueError("set RAG_GENERATION_PROMPT or RAG_GENERATION_PROMPT_FILE, not both")
+
     @field_validator(
-        "reranker_model", "embedding_revision", "reranker_revision", "api_key", "admin_key", mode="before"
+        "reranker_model",
+        "embedding_revision",
+        "reranker_revision",
+        "api_key",
+        "admin_key",
+        "generation_base_url",
+        "generation_model",
+        "generation_api_key",
+        "generation_prompt",
+        "generation_prompt_file",
+        "embedding_cache",
+        mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:

@@ -25,7 +25,10 @@ from ..config import RetrievalParams, Settings
 from ..errors import RagError
 from ..pipeline import Answer, Pipeline
 from .cache import cache_key
+from .cache_stats import describe_caches
 from .errors import Forbidden, Unauthorized, install_error_handlers
+from .generation import GenerationRoute
+from .ingest import install_ingest
 from .logs import configure_logging
 from .metrics import ANSWERS, CACHE_REQUESTS, CONTENT_TYPE_LATEST, STAGE_SECONDS, render
 from .middleware import RequestContextMiddleware
@@ -99,6 +102,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
             if polling is not None:
                 polling.cancel()
             state.stop()
+            await generation.aclose()
 
     app = FastAPI(
         title="rag",
@@ -109,6 +113,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     )
     app.state.rag = state
     reloader = Reloader(settings, state)
+    generation = GenerationRoute(settings)  # without RAG_GENERATION_BASE_URL it never loads the LLM client
     install_error_handlers(app)
     Instrumentator(excluded_handlers=["/metrics", "/health", "/ready"]).instrument(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
@@ -131,6 +136,8 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         if not hmac.compare_digest(given.encode(), settings.admin_key.get_secret_value().encode()):
             raise Unauthorized("missing or wrong admin key (X-Admin-Key)")
 
+    install_ingest(app, settings, state, admin_key)  # /ingest/*, off unless RAG_INGEST_ENABLED
+
     @app.post(
         "/answer",
         response_model=AnswerResponse,
@@ -143,6 +150,10 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         try:
             params = pipeline.resolve(body.overrides())
             filters = body.pipeline_filters()
+            if generation.handles(body):
+                return await generation.respond(
+                    body, request, pipeline, params, filters, state.admission, _quick(pipeline, params)
+                )
             key = cache_key(pipeline.corpus_id, body.question, params.model_dump(), filters)
             cached = state.cache.get(key) if state.cache.enabled else None
             if cached is not None:
@@ -171,7 +182,9 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
             **dict(result), cache=cache, request_id=request.state.request_id
         )
         return Response(
-            response.model_dump_json(), media_type=_JSON, headers=_server_timing(result, cache.hit)
+            response.model_dump_json(exclude={"generation"}),  # extractive: the shape it always had
+            media_type=_JSON,
+            headers=_server_timing(result, cache.hit),
         )
 
     @app.post(
@@ -236,17 +249,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         summary="This worker's cache",
     )
     async def cache_stats() -> CacheStats:
-        cache = state.cache
-        return CacheStats(
-            enabled=cache.enabled,
-            size=len(cache),
-            capacity=cache.capacity,
-            ttl_seconds=cache.ttl,
-            hits=cache.hits,
-            misses=cache.misses,
-            evictions=cache.evictions,
-            corpus_id=cache.corpus_id,
-        )
+        return await describe_caches(state.cache, settings)
 
     @app.post(
         "/admin/reload",

@@ -23,7 +23,7 @@ from ..pipeline import Pipeline
 from .metrics import RELOADS
 from .state import ServiceState, warm_up
 
-__all__ = ["ReloadOutcome", "Reloader"]
+__all__ = ["ReloadOutcome", "Reloader", "load_beside"]
 
 log = logging.getLogger("rag.api")
 
@@ -94,16 +94,7 @@ class Reloader:
             raise _Rejected(f"version {version} was rejected before: {self.rejected[version]}")
         try:
             result = pull_bundle(store, self.versions_root / version, version=version)
-            old = self.state.require_pipeline()
-            bundle = Bundle.load(
-                result.path,
-                bm25=self.settings.bm25_params(),
-                ef_search=self.settings.hnsw_ef_search,
-                threads=self.settings.effective_threads(),
-            )
-            pipeline = Pipeline(bundle, old.embedder, old.reranker, old.params)  # refuses another model
-            pipeline.load_seconds = old.load_seconds
-            warm_up(pipeline)
+            pipeline = load_beside(self.settings, self.state.require_pipeline(), result.path)
         except RagError as exc:
             self.rejected[version] = str(exc)
             shutil.rmtree(self.versions_root / version, ignore_errors=True)
@@ -121,6 +112,21 @@ class Reloader:
         for folder in folders[_KEEP_VERSIONS:]:
             if folder.name not in keep:
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+def load_beside(settings: Settings, old: Pipeline, path: Path) -> Pipeline:
+    """A warmed pipeline over the bundle at `path` with the models already in memory; the swap path's
+    "prepare" half (hot reload, activated ingestion jobs). In a thread: loading and warming take a while."""
+    bundle = Bundle.load(
+        path,
+        bm25=settings.bm25_params(),
+        ef_search=settings.hnsw_ef_search,
+        threads=settings.effective_threads(),
+    )
+    pipeline = Pipeline(bundle, old.embedder, old.reranker, old.params)  # refuses another model
+    pipeline.load_seconds = old.load_seconds
+    warm_up(pipeline)
+    return pipeline
 
 
 class _Rejected(ArtifactError):

@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from ..config import Fusion
+from ..generation import GenerationInfo
 from ..pipeline import Answer, SearchResult
 from ..pipeline.pipeline import MAX_QUESTION_CHARS
 
@@ -24,6 +25,7 @@ __all__ = [
     "AnswerResponse",
     "CacheInfo",
     "CacheStats",
+    "EmbeddingCacheBody",
     "ErrorBody",
     "ReadyBody",
     "SearchRequest",
@@ -108,6 +110,14 @@ class AnswerRequest(_Query):
     )
 
     top_k: int | None = Field(None, ge=1, le=20, description="at most this many evidence sentences")
+    mode: Literal["extractive", "generative"] | None = Field(
+        None,
+        description="generative: an LLM answer citing the evidence, checked, with the extractive answer as "
+        "fallback (needs RAG_GENERATION_BASE_URL); default: RAG_GENERATION_MODE",
+    )
+    stream: StrictBool = Field(
+        False, description="generative only: text/event-stream of evidence, answer deltas, then the result"
+    )
 
     def overrides(self) -> dict[str, Any]:
         out = super().overrides()
@@ -133,6 +143,9 @@ class CacheInfo(BaseModel):
 class AnswerResponse(Answer):
     cache: CacheInfo
     request_id: str
+    generation: GenerationInfo | None = Field(
+        None, description="only when the LLM layer ran (generative mode, expansion or self-query)"
+    )
 
 
 class SearchResponse(SearchResult):
@@ -152,6 +165,23 @@ class ReadyBody(BaseModel):
     corpus_id: str | None = None
 
 
+class EmbeddingCacheBody(BaseModel):
+    """The embedding cache file named by RAG_EMBEDDING_CACHE (shared by builds on this node)."""
+
+    path: str
+    entries: int = 0
+    bytes: int = 0
+    max_entries: int
+    max_bytes: int
+    oldest: str | None = Field(None, description="when the oldest vector was written (ISO 8601, UTC)")
+    newest: str | None = None
+    hits: int = 0
+    misses: int = 0
+    hit_rate: float | None = None
+    evictions: int = 0
+    error: str | None = Field(None, description="why the file could not be read (missing, not a cache)")
+
+
 class CacheStats(BaseModel):
     enabled: bool
     size: int
@@ -161,3 +191,10 @@ class CacheStats(BaseModel):
     misses: int
     evictions: int
     corpus_id: str | None
+    bytes: int = Field(0, description="the cached answers' JSON bytes")
+    max_bytes: int = 0
+    oldest_age_seconds: float | None = Field(None, description="since the oldest entry was stored")
+    newest_age_seconds: float | None = None
+    hit_rate: float | None = Field(None, description="hits / (hits + misses) since this worker started")
+    expirations: int = Field(0, description="entries dropped past the TTL")
+    embedding: EmbeddingCacheBody | None = Field(None, description="when RAG_EMBEDDING_CACHE is set")

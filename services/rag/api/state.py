@@ -46,7 +46,9 @@ class ServiceState:
         self.reason: str | None = "loading the bundle and models"
         self.error_type: str | None = None
         self.draining = False
-        self.cache = AnswerCache(settings.cache_size, settings.cache_ttl_seconds)
+        self.cache = AnswerCache(
+            settings.cache_size, settings.cache_ttl_seconds, max_bytes=settings.cache_max_bytes
+        )
         self.admission = Admission(
             settings.max_concurrency, settings.inference_threads, settings.request_timeout_seconds
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,7 +52,10 @@ def _passages(word_counts: list[int], target: int) -> list[tuple[int, int]]:
     return windows
 
 
-def segment_corpus(documents: list[Document], config: BuildConfig) -> Segmentation:
+def segment_corpus(
+    documents: list[Document], config: BuildConfig, on_documents: Callable[[int], None] | None = None
+) -> Segmentation:
+    """`on_documents(n)` is told every 1000 documents (and at the end) how many are done: a progress bar."""
     sent_doc: list[int] = []
     sent_idx: list[int] = []
     starts: list[int] = []
@@ -78,6 +82,10 @@ def segment_corpus(documents: list[Document], config: BuildConfig) -> Segmentati
             unit_doc.append(d)
             unit_first.append(base + first)
             unit_last.append(base + last)
+        if on_documents is not None and (d + 1) % 1000 == 0:
+            on_documents(d + 1)
+    if on_documents is not None:
+        on_documents(len(documents))
     return Segmentation(
         sent_doc=np.asarray(sent_doc, dtype=np.int32),
         sent_idx=np.asarray(sent_idx, dtype=np.int32),

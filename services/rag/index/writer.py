@@ -23,7 +23,7 @@ from ..errors import BundleError, CorpusError
 from ..files import sha256_file, staged_dir, write_json_atomic
 from ..models import EmbeddingModel
 from .dense import write_dense
-from .embedding_cache import EmbeddingCache
+from .embedding_cache import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, EmbeddingCache, embedder_namespace
 from .lexical import write_bm25
 from .manifest import (
     FORMAT_VERSION,
@@ -33,6 +33,7 @@ from .manifest import (
     ModelInfo,
     manifest_json,
 )
+from .progress import BuildProgress, TqdmProgress
 from .store import write_store
 
 __all__ = ["BuildResult", "build_bundle"]
@@ -43,6 +44,7 @@ STORE_FILE = "store.sqlite"
 DENSE_FILE = "dense.faiss"
 SENTENCE_VECTORS_FILE = "sentence_vectors.npy"
 BM25_DIR = "bm25"
+_EMBED_CHUNK = 512  # texts per embedder call: the embed stage reports progress (and cache writes) per chunk
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,10 @@ def _software() -> dict[str, str]:
     return versions
 
 
+def _no_progress(stage: str, done: int, total: int) -> None:
+    return None
+
+
 def build_bundle(
     documents: list[Document],
     embedder: EmbeddingModel,
@@ -84,55 +90,97 @@ def build_bundle(
     *,
     report: LoadReport | None = None,
     cache_path: Path | None = None,
+    cache_max_entries: int = DEFAULT_MAX_ENTRIES,
+    cache_max_bytes: int = DEFAULT_MAX_BYTES,
     overwrite: bool = False,
-    progress: bool = False,
+    progress: bool | BuildProgress = False,
+    batch_invariant: bool | None = None,
 ) -> BuildResult:
+    """`progress`: True draws a tqdm bar per stage on stderr; a callable is told (stage, done, total).
+
+    `batch_invariant` (default: on when `cache_path` is given) embeds each text on its own. A text's vector
+    then depends on nothing but the text and the model: in a padded batch the padding length and the batch's
+    shape change the kernels' summation order (and int8 dynamic quantisation scales activations per batch),
+    so the same text embedded beside other texts differs in the last bits. With it, a rebuild that reuses
+    cached vectors writes exactly the bytes of a cold build of the same corpus. On CPU it costs little
+    (MiniLM: batch 1 ≈ batched throughput here, docs/PERF_NOTES); `config.batch_size` applies without it.
+    """
     started = time.perf_counter()
     out = Path(out)
     if not documents:
         raise CorpusError("no documents to build from")
     if out.exists() and not overwrite:
         raise BundleError(f"{out} already exists (use --force to replace it)")
-    cache = EmbeddingCache(cache_path) if cache_path else None
+    if batch_invariant is None:
+        batch_invariant = cache_path is not None
+    batch_size = 1 if batch_invariant else config.batch_size
+    bars = TqdmProgress() if progress is True else None
+    report_progress: BuildProgress = bars or (progress if callable(progress) else _no_progress)
+    cache = (
+        EmbeddingCache(cache_path, max_entries=cache_max_entries, max_bytes=cache_max_bytes)
+        if cache_path
+        else None
+    )
     try:
         with staged_dir(out) as tmp:
-            seg = segment_corpus(documents, config)
+            seg = segment_corpus(documents, config, lambda n: report_progress("segment", n, len(documents)))
             if seg.n_sentences == 0:
                 raise CorpusError("the corpus has no sentences")
             _check_offsets(documents, seg)
             identity = embedder.identity
-
-            def embed(texts: list[str]) -> np.ndarray:
-                def compute(batch: list[str]) -> np.ndarray:
-                    return embedder.encode(
-                        batch, kind="passage", batch_size=config.batch_size, progress=progress
-                    )
-
-                if cache is None:
-                    return compute(texts)
-                namespace = f"{identity.fingerprint}|{identity.passage_prefix}|{identity.max_seq_length}"
-                return cache.encode(texts, namespace, identity.dim, compute)
-
-            embed_started = time.perf_counter()
-            unit_vectors = embed(unit_texts(documents, seg, with_title=config.unit_title))
-            if config.unit != "sentence":
-                sentence_texts = [
+            namespace = embedder_namespace(embedder)
+            sentence_texts = (
+                [
                     documents[d].text[s:e]
                     for d, s, e in zip(seg.sent_doc, seg.sent_start, seg.sent_end, strict=True)
                 ]
+                if config.unit != "sentence"
+                else []
+            )
+            to_embed = seg.n_units + len(sentence_texts)
+            embedded_so_far = 0
+
+            def embed(texts: list[str]) -> np.ndarray:
+                nonlocal embedded_so_far
+
+                def compute(batch: list[str]) -> np.ndarray:
+                    return embedder.encode(batch, kind="passage", batch_size=batch_size)
+
+                parts = []
+                for start in range(0, len(texts), _EMBED_CHUNK):
+                    chunk = texts[start : start + _EMBED_CHUNK]
+                    parts.append(
+                        compute(chunk)
+                        if cache is None
+                        else cache.encode(
+                            chunk, namespace, identity.dim, compute, prefix=identity.passage_prefix
+                        )
+                    )
+                    embedded_so_far += len(chunk)
+                    report_progress("embed", embedded_so_far, to_embed)
+                return np.concatenate(parts) if parts else np.empty((0, identity.dim), np.float32)
+
+            embed_started = time.perf_counter()
+            report_progress("embed", 0, to_embed)
+            unit_vectors = embed(unit_texts(documents, seg, with_title=config.unit_title))
+            if sentence_texts:
                 np.save(tmp / SENTENCE_VECTORS_FILE, embed(sentence_texts))
             embed_seconds = time.perf_counter() - embed_started
 
+            report_progress("index", 0, 4)
             write_store(tmp / STORE_FILE, documents, seg)
+            report_progress("index", 1, 4)
             write_bm25(
                 tmp / BM25_DIR,
                 unit_texts(documents, seg, with_title=False),
                 [d.title for d in documents],
                 config.stemmer,
             )
+            report_progress("index", 2, 4)
             write_dense(
                 tmp / DENSE_FILE, unit_vectors, config.dense_index, config.hnsw_m, config.hnsw_ef_construction
             )
+            report_progress("index", 3, 4)
 
             files = {
                 path.relative_to(tmp).as_posix(): FileEntry(
@@ -154,7 +202,10 @@ def build_bundle(
                 files=files,
             )
             write_json_atomic(tmp / MANIFEST_NAME, manifest_json(manifest))
+            report_progress("index", 4, 4)
     finally:
+        if bars is not None:
+            bars.close()
         if cache is not None:
             cache.close()
     return BuildResult(

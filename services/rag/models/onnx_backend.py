@@ -119,6 +119,12 @@ def read_model_folder(folder: str | Path, kind: str | None = None, *, verify: bo
     return spec
 
 
+def _model_file_sha256(folder: Path) -> str:
+    """The graph's checksum as the folder's manifest records it (verified at load)."""
+    files = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))["files"]
+    return str(files[MODEL_FILE]["sha256"])
+
+
 def verify_model_files(folder: Path) -> None:
     """Every file listed in `manifest.json` exists and has its SHA-256; the essential files are listed."""
     manifest_path = folder / MANIFEST_FILE
@@ -329,6 +335,9 @@ class OnnxEmbedder(_OnnxTextModel):
             passage_prefix=spec.passage_prefix if passage_prefix is None else passage_prefix,
             max_seq_length=self.max_seq_length,
         )
+        # The embedding cache's key: an export carries its source model's fingerprint, so the graph's own
+        # checksum (fp32 vs int8, optimised or not) is what tells two exports of one model apart.
+        self.cache_variant = f"onnx:{_model_file_sha256(self.folder)}"
 
     def _check_graph(self, shape: list[Any]) -> None:
         if len(shape) != 3 or (isinstance(shape[2], int) and shape[2] != self.spec.dim):

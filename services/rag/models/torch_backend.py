@@ -42,6 +42,7 @@ class TorchEmbedder:
             max_seq_length=int(self._model.max_seq_length),
             revision=revision,
         )
+        self.cache_variant = f"torch:{self._model.dtype}"  # the embedding cache's key: fp32 ≠ bf16 vectors
 
     def encode(
         self, texts: list[str], *, kind: str, batch_size: int = 64, progress: bool = False

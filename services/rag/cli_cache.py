@@ -1,0 +1,73 @@
+"""`rag cache stats|purge`: the embedding cache file that `rag build --cache` fills (RAG_EMBEDDING_CACHE)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .config import Settings
+from .errors import RagError
+
+__all__ = ["add_cache_parser"]
+
+
+def _path(args: argparse.Namespace, settings: Settings) -> Path:
+    value = args.cache or settings.embedding_cache
+    if not value:
+        raise RagError("no embedding cache: pass --cache FILE or set RAG_EMBEDDING_CACHE")
+    path = Path(value)
+    if not path.is_file():
+        raise RagError(f"{path}: no such embedding cache")
+    return path
+
+
+def _when(seconds: float | None) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds") if seconds else "-"
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from .index.embedding_cache import EmbeddingCache, read_stats
+
+    settings = Settings()
+    path = _path(args, settings)
+    bounds = settings.embedding_cache_max_entries, settings.embedding_cache_max_bytes
+    if args.cache_command == "purge":
+        with EmbeddingCache(path, max_entries=bounds[0], max_bytes=bounds[1]) as cache:
+            known = [t.model for t in cache.stats().tables]
+            if args.table is not None and args.table not in known:
+                raise RagError(
+                    f"no table {args.table!r} in {cache.path} (tables: {', '.join(known) or 'none'})"
+                )
+            print(f"purged {cache.purge(args.table)} entries from {cache.path}")
+        return 0
+    stats = read_stats(path, *bounds)  # read-only: looking never changes (or migrates) the file
+    if args.json:
+        print(json.dumps({**asdict(stats), "hit_rate": stats.hit_rate}, indent=2))
+        return 0
+    rate = f"{stats.hit_rate:.1%}" if stats.hit_rate is not None else "-"
+    print(
+        f"{stats.path}: {stats.entries} vectors, {stats.bytes / 1e6:.1f} MB "
+        f"(bounds {stats.max_entries} vectors, {stats.max_bytes / 1e6:.0f} MB); "
+        f"oldest {_when(stats.oldest)}, newest {_when(stats.newest)}; "
+        f"hits {stats.hits}, misses {stats.misses} (hit rate {rate}), evictions {stats.evictions}"
+    )
+    for table in stats.tables:
+        print(f"  table {table.model}: {table.entries} vectors, {table.bytes / 1e6:.1f} MB", file=sys.stdout)
+    return 0
+
+
+def add_cache_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cache = sub.add_parser("cache", help="the embedding cache: stats, purge")
+    cache_sub = cache.add_subparsers(dest="cache_command", required=True)
+    stats = cache_sub.add_parser("stats", help="entries, bytes, oldest/newest, hit rate, per model table")
+    stats.add_argument("--cache", help="the cache file (default RAG_EMBEDDING_CACHE)")
+    stats.add_argument("--json", action="store_true")
+    stats.set_defaults(func=cmd_cache)
+    purge = cache_sub.add_parser("purge", help="drop every entry, or one model's table (--table)")
+    purge.add_argument("--cache", help="the cache file (default RAG_EMBEDDING_CACHE)")
+    purge.add_argument("--table", help="one table (a model variant, as `rag cache stats` names it)")
+    purge.set_defaults(func=cmd_cache)

@@ -1,0 +1,157 @@
+"""The build process of one ingestion job: `python -m rag.jobs.builder JOBS_DIR JOB_ID`.
+
+A process of its own, not a thread of the server: embedding is CPU-bound and holds the GIL in places, so a
+thread would stall request handling; a process at a lower priority (nice 10) does not. It reads its settings
+from the same RAG_* environment as the server, reports progress into the job record, and beats a heartbeat.
+It ends its job as failed when told to stop (SIGTERM: the server is shutting down) or when its parent (the
+server worker) goes away.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from ..config import Settings
+from ..errors import RagError
+from .store import JobStore, utc_now
+
+__all__ = ["main"]
+
+log = logging.getLogger("rag.jobs")
+
+HEARTBEAT_SECONDS = 2.0
+_REPORT_SECONDS = 0.5  # progress writes at most this often (the final one of a stage always)
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _fetch_corpus(corpus: str, settings: Settings, dest: Path) -> Path:
+    if not corpus.startswith("s3://"):
+        return Path(corpus)
+    from ..artifacts import S3Location, S3Store, download_prefix
+
+    store = S3Store(
+        S3Location.parse(corpus),
+        endpoint_url=settings.s3_endpoint_url,
+        deadline_seconds=settings.artifacts_timeout_seconds,
+    )
+    download_prefix(store, dest)
+    return dest
+
+
+def run(store: JobStore, job_id: str) -> None:
+    from ..corpus import load_corpus
+    from ..index import build_bundle
+    from ..models import load_embedder
+
+    job = store.read(job_id)
+    lock = threading.Lock()  # the heartbeat thread and this one both update the record
+    parent = os.getppid()
+    finished = threading.Event()
+
+    def update(**changes: Any) -> None:
+        with lock:
+            store.update(job_id, **changes)
+
+    def heartbeat() -> None:
+        while not finished.wait(HEARTBEAT_SECONDS):
+            if os.getppid() != parent:  # the server worker is gone: nobody will serve what we build
+                update(
+                    state="failed",
+                    finished_at=utc_now(),
+                    error="interrupted: the server process that started the job went away; "
+                    "jobs are not resumed: start it again",
+                )
+                os._exit(3)
+            update(heartbeat=time.time())
+
+    update(state="running", started_at=utc_now(), pid=os.getpid(), **job.at("load", 0, 1))
+    threading.Thread(target=heartbeat, name="rag-job-heartbeat", daemon=True).start()
+    last = 0.0
+
+    def progress(stage: str, done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if done >= total or now - last >= _REPORT_SECONDS:
+            last = now
+            update(**job.at(stage, done, total))
+
+    try:
+        overrides = {k: v for k, v in job.options.model_dump().items() if v is not None}
+        settings = Settings(**overrides)
+        work = store.work_dir(job_id)
+        corpus = _fetch_corpus(job.corpus, settings, work / "corpus")
+        config = settings.build_config()
+        documents, report = load_corpus(corpus, max_document_chars=config.max_document_chars)
+        embedder = load_embedder(settings)
+        result = build_bundle(
+            documents,
+            embedder,
+            work / "bundle",
+            config,
+            report=report,
+            overwrite=True,
+            progress=progress,
+            cache_path=Path(settings.embedding_cache) if settings.embedding_cache else None,
+            cache_max_entries=settings.embedding_cache_max_entries,
+            cache_max_bytes=settings.embedding_cache_max_bytes,
+        )
+        finished.set()
+        update(
+            state="succeeded",
+            finished_at=utc_now(),
+            progress=1.0,
+            stage=None,
+            bundle=str(result.path.resolve()),
+            corpus_id=result.manifest.corpus_id,
+            counts={
+                **result.manifest.counts,
+                "embedded": result.embedded,
+                "cache_hits": result.cache_hits,
+                "seconds": round(result.seconds),
+            },
+        )
+    except Interrupted:
+        finished.set()
+        update(
+            state="failed",
+            finished_at=utc_now(),
+            error="interrupted: the server shut down while the job ran; jobs are not resumed: start it again",
+        )
+    except RagError as exc:
+        finished.set()
+        update(state="failed", finished_at=utc_now(), error=f"{exc.error_type}: {exc}")
+    except Exception as exc:  # the record must say why, whatever broke
+        finished.set()
+        traceback.print_exc()
+        update(state="failed", finished_at=utc_now(), error=f"internal: {type(exc).__name__}: {exc}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    jobs_dir, job_id = (argv if argv is not None else sys.argv[1:])[:2]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted
+
+    signal.signal(signal.SIGTERM, on_term)
+    with contextlib.suppress(OSError):
+        os.nice(10)  # serving first: the build takes what the requests leave
+    run(JobStore(Path(jobs_dir)), job_id)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

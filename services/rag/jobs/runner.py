@@ -1,0 +1,151 @@
+"""The server's side of ingestion jobs: start one (one at a time per node), watch it, stop it at shutdown.
+
+Every gunicorn worker has a runner over the same jobs directory; the file lock makes "is a job active? if not,
+create one" atomic across them. The worker that started a job is the build process's parent: it reaps the
+process and, at shutdown, stops it (the job then ends as failed: interrupted — jobs are not resumed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from ..config import Settings
+from ..errors import RagError
+from .store import ACTIVE, LIVE_FILE, Job, JobOptions, JobStore
+
+__all__ = ["KEEP_BUNDLES", "BadCorpus", "JobBusy", "JobRunner", "live_job_id"]
+
+KEEP_BUNDLES = 3  # finished jobs whose bundles are kept (besides the live one); older ones are deleted
+
+
+def live_job_id(root: Path) -> str | None:
+    """The job `live.json` names (the bundle the workers serve), if any."""
+    try:
+        return str(json.loads((root / LIVE_FILE).read_text(encoding="utf-8"))["job_id"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+class JobBusy(RagError):
+    error_type = "job_busy"
+
+
+class BadCorpus(RagError):
+    error_type = "bad_corpus"
+
+
+class JobRunner:
+    def __init__(self, root: Path, settings: Settings | None = None) -> None:
+        self.store = JobStore(root)
+        self.settings = settings
+        self._processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._lock = threading.Lock()
+
+    def recover(self) -> list[Job]:
+        """At startup: active records whose build process is gone end as failed. What was settled."""
+        settled = []
+        for job in self.store.jobs():
+            if job.state in ACTIVE:
+                after = self.store.settle(job)
+                if after.state not in ACTIVE:
+                    settled.append(after)
+        return settled
+
+    def start(self, corpus: str, options: JobOptions) -> Job:
+        """Queue a job and start its build process; JobBusy while another job is active on this node."""
+        _check_corpus(corpus)
+        with self.store.lock():
+            active = self.store.active()
+            if active:
+                raise JobBusy(f"job {active[0].id} is {active[0].state}: one job at a time on this node")
+            self.prune()
+            job = self.store.create(corpus, options)
+            with self.store.log_path(job.id).open("ab") as log:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "rag.jobs.builder", str(self.store.root), job.id],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=_environment(self.settings),
+                )
+            job = self.store.update(job.id, pid=process.pid)
+        with self._lock:
+            self._processes[job.id] = process
+        threading.Thread(
+            target=self._reap, args=(job.id, process), name="rag-job-reaper", daemon=True
+        ).start()
+        return job
+
+    def prune(self, keep: int = KEEP_BUNDLES) -> list[str]:
+        """Delete the work folders (bundle, downloaded corpus) of finished jobs past the newest `keep`, never
+        the live one: a node that ingests daily must not fill its disk. Records stay (history)."""
+        live = live_job_id(self.store.root)
+        pruned = []
+        finished = [j for j in self.store.jobs() if j.state not in ACTIVE]
+        for job in finished[keep:]:
+            folder = self.store.work_dir(job.id)
+            if job.id != live and folder.exists():
+                shutil.rmtree(folder, ignore_errors=True)
+                pruned.append(job.id)
+        return pruned
+
+    def _reap(self, job_id: str, process: subprocess.Popen[bytes]) -> None:
+        code = process.wait()
+        with self._lock:
+            self._processes.pop(job_id, None)
+        job = self.store.read(job_id)
+        if job.state in ACTIVE:  # died without saying why (killed, out of memory)
+            self.store.settle(job, reason=f"the build process exited with code {code} before it finished")
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop the build processes this worker started; their jobs end as failed (interrupted)."""
+        with self._lock:
+            running = list(self._processes.items())
+        for _, process in running:
+            process.terminate()
+        for job_id, process in running:
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+            self.store.settle(
+                self.store.read(job_id),
+                reason="interrupted: the server shut down while the job ran; jobs are not resumed: start it again",
+            )
+
+
+def _environment(settings: Settings | None) -> dict[str, str]:
+    """The build process's environment: this one, with RAG_* rewritten from the server's settings, so it
+    builds with the models and options the server was configured with (however they were given)."""
+    env = dict(os.environ)
+    if settings is None:
+        return env
+    env = {k: v for k, v in env.items() if not k.startswith("RAG_")}
+    for name, value in settings:
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        env[f"RAG_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env
+
+
+def _check_corpus(corpus: str) -> None:
+    if corpus.startswith("s3://"):
+        if not corpus[5:].split("/", 1)[0]:
+            raise BadCorpus(f"not an S3 location (s3://bucket/prefix): {corpus!r}")
+        return
+    path = Path(corpus)
+    if not path.is_absolute():
+        raise BadCorpus("give the corpus as an absolute path on the server, or s3://bucket/prefix")
+    if not path.exists():
+        raise BadCorpus(f"corpus not found on the server: {corpus}")

@@ -1,0 +1,139 @@
+"""The /ingest routes in-process, with a real build process: guard, validation, a job to the end, activation."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from rag.api import create_app
+from rag.config import Settings
+from rag.index import Bundle
+from rag.pipeline import Pipeline
+from samples import write_corpus
+
+ADMIN = {"x-admin-key": "adm"}
+OTHER_CORPUS = {
+    "volcanoes.md": "# Volcanoes\n\nA volcano is a rupture in the crust of a planet. Lava is molten rock.\n",
+    "rivers.md": "# Rivers\n\nA river flows towards an ocean or a lake. The Nile is a long river.\n",
+}
+
+
+@pytest.fixture()
+def pipeline(sample_bundle: Path, embedder: Any, settings: Settings) -> Pipeline:
+    return Pipeline(Bundle.load(sample_bundle), embedder, None, settings.retrieval_params())
+
+
+def client_for(pipeline: Pipeline, settings: Settings, **changes: Any) -> TestClient:
+    configured = Settings.model_validate({**settings.model_dump(), "reranker_model": None, **changes})
+    return TestClient(create_app(configured, pipeline), raise_server_exceptions=False)
+
+
+@pytest.fixture()
+def client(pipeline: Pipeline, settings: Settings, tmp_path: Path) -> Iterator[TestClient]:
+    with client_for(
+        pipeline,
+        settings,
+        admin_key="adm",
+        ingest_enabled=True,
+        ingest_dir=str(tmp_path / "jobs"),
+        ingest_poll_seconds=0.1,
+        embedding_cache=str(tmp_path / "emb.sqlite"),
+        threads=1,
+    ) as c:
+        deadline = time.monotonic() + 60
+        while c.get("/ready").status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        yield c
+
+
+def wait_done(client: TestClient, job_id: str, timeout: float = 180.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        job = client.get(f"/ingest/status/{job_id}", headers=ADMIN).json()
+        seen.append(job["progress"])
+        if job["state"] in ("succeeded", "failed"):
+            assert seen == sorted(seen), "progress went backwards"
+            return dict(job)
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} never finished")
+
+
+def test_ingest_is_off_by_default_and_admin_only(
+    pipeline: Pipeline, settings: Settings, tmp_path: Path
+) -> None:
+    with client_for(pipeline, settings, admin_key="adm") as off:
+        response = off.get("/ingest/list", headers=ADMIN)
+        assert response.status_code == 403 and "RAG_INGEST_ENABLED" in response.json()["error"]
+    with client_for(pipeline, settings, ingest_enabled=True, ingest_dir=str(tmp_path / "j")) as no_admin:
+        assert no_admin.get("/ingest/list").status_code == 403  # admin endpoints are off without a key
+    with client_for(
+        pipeline, settings, admin_key="adm", ingest_enabled=True, ingest_dir=str(tmp_path / "j")
+    ) as c:
+        assert c.get("/ingest/list").status_code == 401
+        assert c.get("/ingest/list", headers={"x-admin-key": "wrong"}).status_code == 401
+
+
+def test_bad_requests_get_clear_4xx(client: TestClient, tmp_path: Path) -> None:
+    cases = [
+        ({"corpus": "relative/path"}, 422, "absolute path"),
+        ({"corpus": str(tmp_path / "missing")}, 422, "not found"),
+        ({"corpus": ""}, 422, None),
+        ({"corpus": str(tmp_path), "unit": "chapter"}, 422, None),
+        ({"corpus": str(tmp_path), "surprise": 1}, 422, None),
+    ]
+    for body, status, message in cases:
+        response = client.post("/ingest/start", json=body, headers=ADMIN)
+        assert response.status_code == status, (body, response.text)
+        assert "error" in response.json() and (message is None or message in response.json()["error"])
+    assert client.get("/ingest/status/nope", headers=ADMIN).status_code == 404
+    assert client.get("/ingest/status/..%2F..%2Fetc", headers=ADMIN).status_code == 404
+    assert client.post("/ingest/activate/nope", headers=ADMIN).status_code == 404
+    assert client.get("/ingest/list", headers=ADMIN).json() == {"jobs": []}
+
+
+def test_a_job_builds_reports_progress_and_can_be_made_live(client: TestClient, tmp_path: Path) -> None:
+    corpus = write_corpus(tmp_path / "other", OTHER_CORPUS)
+    before = client.get("/ready").json()["corpus_id"]
+    response = client.post("/ingest/start", json={"corpus": str(corpus), "unit": "passage"}, headers=ADMIN)
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job["state"] in ("queued", "running") and job["pid"]
+    done = wait_done(client, job["id"])
+    assert done["state"] == "succeeded", done
+    assert done["progress"] == 1.0 and done["counts"]["documents"] == 2 and done["counts"]["embedded"] > 0
+    assert done["options"]["unit"] == "passage" and Path(done["bundle"]).is_dir()
+    assert [j["id"] for j in client.get("/ingest/list", headers=ADMIN).json()["jobs"]] == [job["id"]]
+
+    activated = client.post(f"/ingest/activate/{job['id']}", headers=ADMIN)
+    assert activated.status_code == 200, activated.text
+    assert activated.json() == {"job_id": job["id"], "version": f"ingest-{job['id']}", "changed": True}
+    ready = client.get("/ready").json()
+    assert ready["corpus_id"] == done["corpus_id"] != before
+    answer = client.post("/answer", json={"question": "What is lava?", "rerank": False}).json()
+    assert {e["doc_id"] for e in answer["evidence"]} <= {"volcanoes.md", "rivers.md"}
+
+    # the same corpus again: everything comes from the embedding cache
+    again = client.post(
+        "/ingest/start", json={"corpus": str(corpus), "unit": "passage"}, headers=ADMIN
+    ).json()
+    second = wait_done(client, again["id"])
+    assert second["state"] == "succeeded" and second["counts"]["embedded"] == 0
+    assert second["counts"]["cache_hits"] == done["counts"]["embedded"]
+
+
+def test_a_failing_job_reports_why(client: TestClient, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.bin").write_bytes(b"\x00\x01")
+    job = client.post("/ingest/start", json={"corpus": str(empty)}, headers=ADMIN).json()
+    done = wait_done(client, job["id"])
+    assert done["state"] == "failed" and "no documents" in done["error"]
+    refused = client.post(f"/ingest/activate/{job['id']}", headers=ADMIN)
+    assert refused.status_code == 409 and "only a succeeded job" in refused.json()["error"]

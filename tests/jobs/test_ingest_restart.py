@@ -1,0 +1,123 @@
+"""Ingestion jobs across a restart of the real server (gunicorn, 2 workers), as documented in api/ingest.py:
+a running job is interrupted and ends as failed with the reason; an activated bundle is served again."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from rag.cli import main
+from samples import write_corpus
+from tools import Gunicorn, start_gunicorn, stop
+
+ADMIN = {"x-admin-key": "adm"}
+
+
+def big_corpus(folder: Path, documents: int = 3000) -> Path:
+    folder.mkdir(parents=True)
+    words = [
+        "cell",
+        "protein",
+        "gene",
+        "tumour",
+        "patients",
+        "trial",
+        "dose",
+        "vaccine",
+        "immune",
+        "receptor",
+        "mouse",
+        "pathway",
+        "cohort",
+    ]
+    with (folder / "docs.jsonl").open("w") as handle:
+        for i in range(documents):
+            text = " ".join(f"{words[(i + j) % len(words)]} {j}." for j in range(40))
+            handle.write(json.dumps({"id": f"d{i}", "title": f"doc {i}", "text": text}) + "\n")
+    return folder
+
+
+def poll(server: Gunicorn, job_id: str, until: tuple[str, ...], timeout: float = 180.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{server.url}/ingest/status/{job_id}", headers=ADMIN, timeout=10).json()
+        if job["state"] in until:
+            return dict(job)
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} never reached {until}")
+
+
+def served_by_every_worker(server: Gunicorn, corpus_id: str, timeout: float = 60.0) -> None:
+    """Each request may reach either worker: 20 answers in a row with the corpus means both serve it."""
+    deadline = time.monotonic() + timeout
+    streak = 0
+    while streak < 20:
+        assert time.monotonic() < deadline, "not every worker serves the activated bundle"
+        ready = httpx.get(f"{server.url}/ready", timeout=10)
+        streak = streak + 1 if ready.status_code == 200 and ready.json()["corpus_id"] == corpus_id else 0
+        time.sleep(0.02 if streak else 0.1)
+
+
+def test_restart_interrupts_a_running_job_and_keeps_the_activated_bundle(
+    tmp_path: Path, tiny_models: dict[str, Path], sample_bundle: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = {
+        "RAG_EMBEDDING_MODEL": str(tiny_models["e5"]),
+        "RAG_RERANKER_MODEL": "",
+        "RAG_BUNDLE_DIR": str(sample_bundle),
+        "RAG_WORKERS": "2",
+        "RAG_THREADS": "1",
+        "RAG_ADMIN_KEY": "adm",
+        "RAG_INGEST_ENABLED": "true",
+        "RAG_INGEST_DIR": str(tmp_path / "jobs"),
+        "RAG_INGEST_POLL_SECONDS": "0.2",
+        "RAG_EMBEDDING_CACHE": str(tmp_path / "emb.sqlite"),
+    }
+    server = start_gunicorn(tmp_path / "g0", **env)
+    try:
+        started = httpx.post(
+            f"{server.url}/ingest/start", json={"corpus": str(big_corpus(tmp_path / "big"))}, headers=ADMIN
+        )
+        assert started.status_code == 202, started.text
+        job_id = started.json()["id"]
+        running = poll(server, job_id, ("running", "succeeded", "failed"))
+        assert running["state"] == "running", running
+        busy = httpx.post(f"{server.url}/ingest/start", json={"corpus": str(tmp_path)}, headers=ADMIN)
+        assert busy.status_code == 409 and job_id in busy.json()["error"]
+    finally:
+        stop(server.process)
+
+    server = start_gunicorn(tmp_path / "g1", **env)
+    try:
+        job = httpx.get(f"{server.url}/ingest/status/{job_id}", headers=ADMIN).json()
+        assert job["state"] == "failed" and job["error"].startswith("interrupted"), job
+        assert job["finished_at"] and job["progress"] < 1.0
+
+        small = write_corpus(
+            tmp_path / "small", {"lava.md": "# Lava\n\nLava is molten rock. It cools to basalt.\n"}
+        )
+        # `rag ingest` starts it, tails it with a progress bar, and makes it live
+        code = main(["ingest", "--server", server.url, str(small), "--admin-key", "adm", "--activate"])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        listed = httpx.get(f"{server.url}/ingest/list", headers=ADMIN).json()["jobs"]
+        assert [j["state"] for j in listed] == ["succeeded", "failed"] and listed[1]["id"] == job_id
+        done = listed[0]
+        assert f"job {done['id']} succeeded: 1 documents" in out and f"serving ingest-{done['id']}" in out
+        assert "100%" in err and f"job {done['id']} started" in err  # the bar (stages pass too fast here)
+        served_by_every_worker(server, done["corpus_id"])
+        code = main(["ingest", "--server", server.url, "relative", "--admin-key", "adm"])
+        assert code == 2 and "422" in capsys.readouterr().err
+    finally:
+        stop(server.process)
+
+    server = start_gunicorn(tmp_path / "g2", **env)  # the activated bundle is served again after a restart
+    try:
+        served_by_every_worker(server, done["corpus_id"])
+    finally:
+        stop(server.process)
