@@ -32,3 +32,18 @@ class ScriptedLlm:
     def calls(self) -> list[dict[str, Any]]:
         body = httpx.get(f"{self.url}/_control/calls", timeout=5).json()
         return list(body["calls"])
+
+
+# An extractive /answer body has exactly these keys: with generation off, or not asked for, nothing is added.
+EXTRACTIVE_KEYS = {
+    "question",
+    "answer",
+    "abstained",
+    "reason",
+    "confidence",
+    "evidence",
+    "timings_ms",
+    "corpus_id",
+    "cache",
+    "request_id",
+}

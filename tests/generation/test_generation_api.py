@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
-from scripted_llm import API_KEY, ScriptedLlm
+from scripted_llm import API_KEY, EXTRACTIVE_KEYS, ScriptedLlm
 
 from rag.api import create_app
 from rag.config import Settings
@@ -20,18 +20,6 @@ from rag.index import Bundle
 from rag.pipeline import Pipeline
 
 QUESTION = "When was the Eiffel Tower completed?"
-EXTRACTIVE_KEYS = {
-    "question",
-    "answer",
-    "abstained",
-    "reason",
-    "confidence",
-    "evidence",
-    "timings_ms",
-    "corpus_id",
-    "cache",
-    "request_id",
-}
 
 
 @pytest.fixture(scope="module")

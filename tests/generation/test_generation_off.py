@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from scripted_llm import ScriptedLlm
+from scripted_llm import EXTRACTIVE_KEYS, ScriptedLlm
 
 from rag.config import Settings
 
@@ -59,18 +59,7 @@ def test_generation_off_never_imports_the_client(
     settings: Settings, sample_bundle: Path, llm_server: ScriptedLlm
 ) -> None:
     off = probe(settings, bundle_dir=str(sample_bundle))
-    assert off["answer"]["evidence"] and set(off["answer"]) == {
-        "question",
-        "answer",
-        "abstained",
-        "reason",
-        "confidence",
-        "evidence",
-        "timings_ms",
-        "corpus_id",
-        "cache",
-        "request_id",
-    }
+    assert off["answer"]["evidence"] and set(off["answer"]) == EXTRACTIVE_KEYS
     assert off["generative_status"] == 422
     assert off["generative"]["error_type"] == "generation_not_configured"
     assert "rag.generation.client" not in off["modules"] and "rag.generation.service" not in off["modules"]
