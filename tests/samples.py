@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("RAG_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -32,3 +33,14 @@ def write_corpus(folder: Path, files: dict[str, str | bytes] = SAMPLE_DOCS) -> P
         else:
             path.write_text(content, encoding="utf-8")
     return folder
+
+
+def answering_pipeline(bundle: Path, embedder: Any, reranker: Any, settings: Any) -> Any:
+    """The sample bundle's pipeline with abstention off, so every question gets evidence (API tests)."""
+    from rag.index import Bundle
+    from rag.pipeline import Pipeline
+
+    params = settings.retrieval_params().model_copy(
+        update={"abstain_threshold": -1.0, "abstain_rerank_threshold": 0.0}
+    )
+    return Pipeline(Bundle.load(bundle), embedder, reranker, params)

@@ -13,18 +13,15 @@ from fastapi.testclient import TestClient
 
 from rag.api import create_app
 from rag.config import Settings
-from rag.index import Bundle
 from rag.pipeline import Pipeline
+from samples import answering_pipeline
 
 QUESTION = "When was the Eiffel Tower completed?"
 
 
 @pytest.fixture(scope="module")
 def pipeline(sample_bundle: Path, embedder, reranker, settings: Settings) -> Pipeline:
-    params = settings.retrieval_params().model_copy(
-        update={"abstain_threshold": -1.0, "abstain_rerank_threshold": 0.0}
-    )
-    return Pipeline(Bundle.load(sample_bundle), embedder, reranker, params)
+    return answering_pipeline(sample_bundle, embedder, reranker, settings)
 
 
 def make_client(pipeline: Pipeline | None, settings: Settings, **changes: Any) -> TestClient:
