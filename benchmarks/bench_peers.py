@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_http import SHARED_DATA, WRK_SCRIPT, Service, embedder_folder, server_env, wrk  # noqa: E402
 from bench_http import WORK as MODELS_WORK  # noqa: E402  (model folders made once, shared with bench_http)
 from bench_models import export_folder, machine, minilm_folder, prepare, source_folder  # noqa: E402
+from peers import profiles  # noqa: E402
 from peers.driver import (  # noqa: E402
     ANSWER_K,
     CANDIDATES,
@@ -51,6 +52,7 @@ from peers.driver import (  # noqa: E402
     Inputs,
     drive,
 )
+from peers.rag_system import PROFILE_DIR  # noqa: E402
 
 PEERS_VENV = ROOT / "build" / "peers-venv"
 REQUIREMENTS = ROOT / "benchmarks" / "peers" / "requirements.txt"
@@ -91,8 +93,9 @@ class Sizes:
     wrk_seconds: float  # per concurrency, HTTP without the reranker
 
 
-# Sized for the 30-minute budget on 2 cores, most of which is the four cold builds (docs/BENCHMARKS.md).
-FULL = Sizes(documents=None, quality=None, hybrid=50, rerank=20, wrk_seconds=5.0)
+# Sized for the 30-minute budget on 2 cores with a margin: the four cold builds take ~19 minutes of it
+# (docs/BENCHMARKS.md), and each reranked question ~17 s over all the systems.
+FULL = Sizes(documents=None, quality=None, hybrid=50, rerank=16, wrk_seconds=5.0)
 QUICK = Sizes(documents=200, quality=10, hybrid=8, rerank=4, wrk_seconds=1.0)
 
 
@@ -139,7 +142,7 @@ class Task:
     documents: int
 
 
-def write_task(sizes: Sizes, work: Path) -> Task:
+def write_task(sizes: Sizes, work: Path, modes: list[str]) -> Task:
     """The corpus file and questions, written once: the only thing the systems share."""
     from rag.corpus.units import join_title
     from rag.eval.datasets import load_beir
@@ -168,6 +171,7 @@ def write_task(sizes: Sizes, work: Path) -> Task:
         quality=list(queries.values()),
         hybrid=texts[: sizes.hybrid],
         rerank=texts[: sizes.rerank],
+        modes=modes,
     )
     inputs.write(work / "inputs.json")
     return Task(inputs, queries, {q: data.qrels[q] for q in queries}, len(documents))
@@ -191,10 +195,12 @@ def worker_env(peer: bool = True) -> dict[str, str]:
     return env
 
 
-def run_worker(python: Path, spec: SystemSpec, phase: str, work: Path, name: str) -> dict[str, Any]:
+def run_worker(
+    python: Path, spec: SystemSpec, phase: str, work: Path, name: str, wrapper: tuple[str, ...] = ()
+) -> dict[str, Any]:
     result, log = work / f"{name}.{phase}.json", work / f"{name}.{phase}.log"
     result.unlink(missing_ok=True)
-    command = [str(python), "-m", spec.module, phase, "--inputs", str(work / "inputs.json")]
+    command = [*wrapper, str(python), "-m", spec.module, phase, "--inputs", str(work / "inputs.json")]
     command += ["--index", str(work / "index" / name), "--result", str(result)]
     started_at, started = time.time(), time.perf_counter()
     with log.open("wb") as out:
@@ -229,7 +235,7 @@ def quality(task: Task, rankings: dict[str, list[list[str]]]) -> dict[str, dict[
         mode: retrieval_scores(
             cast(Pipeline, _Recorded(task.inputs.quality, rankings[mode])), task.queries, task.qrels, DEPTH
         )
-        for mode in MODES
+        for mode in task.inputs.modes
     }
 
 
@@ -249,14 +255,60 @@ def run_system(name: str, task: Task, work: Path, reuse_build: bool) -> dict[str
     out["quality"] = quality(task, run.pop("rankings"))
     out["run"] = run
     hybrid, rerank = run["hybrid"], run["rerank"]
+    singles = ", ".join(f"{m} {out['quality'][m]['ndcg@10']:.4f}" for m in task.inputs.modes if m != "hybrid")
     echo(
-        f"   nDCG@10 {out['quality']['hybrid']['ndcg@10']:.4f} (bm25 {out['quality']['bm25']['ndcg@10']:.4f}, "
-        f"dense {out['quality']['dense']['ndcg@10']:.4f}), R@100 {out['quality']['hybrid']['recall@100']:.4f}"
+        f"   nDCG@10 {out['quality']['hybrid']['ndcg@10']:.4f}{f' ({singles})' if singles else ''}, "
+        f"R@100 {out['quality']['hybrid']['recall@100']:.4f}"
     )
     echo(
         f"   hybrid p50 {hybrid['c1']['p50']:.1f} ms, {hybrid['c4']['rps']:.1f}/s at c=4; "
         f"+rerank p50 {rerank['c1']['p50']:.0f} ms, {rerank['c4']['rps']:.2f}/s at c=4; "
         f"peak RSS {run['peak_rss_mb']:.0f} MB; cold start {run['cold_start_s']:.2f} s"
+    )
+    return out
+
+
+def explain_rag(work: Path) -> dict[str, Any]:
+    """Why this project's reranked answers take what they take: the same answers with 2 and 1 intra-op
+    threads, then profiled: py-spy samples the Python side while ONNX Runtime traces its operators."""
+    spec = SYSTEMS["rag"]
+    python = Path(sys.executable)
+    out: dict[str, Any] = {"threads": run_worker(python, spec, "threads", work, "rag")}
+    py_spy = shutil.which("py-spy", path=f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    if py_spy is None:
+        raise RuntimeError("py-spy is missing: it comes with the dev extra (make install)")
+    traces, samples = work / "index" / "rag" / PROFILE_DIR, work / "rag.profile.pyspy.txt"
+    shutil.rmtree(traces, ignore_errors=True)
+    # --nonblocking: sampling without pausing the process, so the profiled answers run at their usual pace.
+    wrapper = (
+        py_spy,
+        "record",
+        "--nonblocking",
+        "--format",
+        "raw",
+        "--rate",
+        "100",
+        "--output",
+        str(samples),
+        "--",
+    )
+    run = run_worker(python, spec, "profile", work, "rag", wrapper)
+    stacks = profiles.read_collapsed(samples.read_text(encoding="utf-8"))
+    trace = sorted(traces.glob("cross-encoder-*.json"))
+    if not trace:
+        raise RuntimeError(f"no cross-encoder trace in {traces}")
+    events = json.loads(trace[-1].read_text(encoding="utf-8"))
+    out["profile"] = {
+        **run,
+        "samples": sum(count for _, count in stacks),
+        "hot_path": profiles.hot_path(stacks, "Pipeline.answer"),
+        "self_time": profiles.self_time(stacks, "Pipeline.answer"),
+        "reranker_operators": profiles.operator_times(events, run["reranked"]),
+    }
+    t = out["threads"]
+    echo(
+        f"   reranked answer: {t['2']['total_ms']:.0f} ms with 2 threads, {t['1']['total_ms']:.0f} ms with 1; "
+        f"profiled: {out['profile']['total_ms']:.0f} ms, {out['profile']['samples']} samples"
     )
     return out
 
@@ -331,8 +383,11 @@ def flatten(systems: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                 "label": s["label"],
                 "ndcg10": source["quality"]["hybrid"]["ndcg@10"],
                 "recall100": source["quality"]["hybrid"]["recall@100"],
-                "ndcg10_bm25": source["quality"]["bm25"]["ndcg@10"],
-                "ndcg10_dense": source["quality"]["dense"]["ndcg@10"],
+                **{
+                    f"ndcg10_{mode}": source["quality"][mode]["ndcg@10"]
+                    for mode in ("bm25", "dense")
+                    if mode in source["quality"]
+                },
                 "build_s": source["build"]["build_s"],
                 **{
                     f"{config}_{key}": run[config][f"c{c}"][key]
@@ -379,6 +434,7 @@ def goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def markdown(report: dict[str, Any]) -> str:
     rows, info = report["rows"], report["machine"]
+    singles = any("ndcg10_dense" in r for r in rows)  # --check-retrievers
     versions = report["versions"]
     lines = [
         f"Measured {report['date']} by `make bench-peers` in {report['elapsed_s'] / 60:.1f} min"
@@ -399,18 +455,20 @@ def markdown(report: dict[str, Any]) -> str:
             f"{name}: " + ", ".join(f"{k} {v}" for k, v in vs.items() if v) for name, vs in versions.items()
         ),
         "",
-        "| system | nDCG@10 | R@100 | BM25 · dense nDCG@10 | build (s) | p50 / p95 c=1 (ms) | req/s c=4 "
-        "| +rerank p50 / p95 c=1 (ms) | +rerank req/s c=4 | memory (MB) | cold start (s) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| system | nDCG@10 | R@100 |{' BM25 · dense nDCG@10 |' if singles else ''} build (s) "
+        "| p50 / p95 c=1 (ms) | req/s c=4 | +rerank p50 / p95 c=1 (ms) | +rerank req/s c=4 | memory (MB) "
+        "| cold start (s) |",
+        "|---|---|---|" + ("---|" if singles else "") + "---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['label']} | failed (see the run's log) |" + " – |" * 9)
+            lines.append(f"| {r['label']} | failed (see the run's log) |" + " – |" * (9 + singles))
             continue
         memory = f"{r['memory_mb']:.0f}" + (" PSS" if r["system"] == HTTP else "")
+        checks = f" {r['ndcg10_bm25']:.4f} · {r['ndcg10_dense']:.4f} |" if singles else ""
         lines.append(
-            f"| {r['label']} | {r['ndcg10']:.4f} | {r['recall100']:.4f} | {r['ndcg10_bm25']:.4f} · "
-            f"{r['ndcg10_dense']:.4f} | {r['build_s']:.0f} | {r['hybrid_p50']:.1f} / {r['hybrid_p95']:.1f} | "
+            f"| {r['label']} | {r['ndcg10']:.4f} | {r['recall100']:.4f} |{checks} {r['build_s']:.0f} | "
+            f"{r['hybrid_p50']:.1f} / {r['hybrid_p95']:.1f} | "
             f"{r['hybrid_rps']:.1f} | {r['rerank_p50']:.0f} / {r['rerank_p95']:.0f} | {r['rerank_rps']:.2f} | "
             f"{memory} | {r['cold_start_s']:.2f} |"
         )
@@ -468,7 +526,45 @@ def markdown(report: dict[str, Any]) -> str:
             "- the reranker's share in every system (+rerank p50 − hybrid p50): "
             + ", ".join(f"{r['label']} {r['rerank_p50'] - r['hybrid_p50']:.0f} ms" for r in by.values())
         )
+    explain = report["systems"].get("rag", {}).get("explain")
+    if explain and "error" not in explain:
+        lines += explain_markdown(explain, by.get(HTTP))
+    elif explain:
+        lines += ["", f"The profile failed: {explain['error'][-300:]}"]
     return "\n".join(lines) + "\n"
+
+
+def explain_markdown(explain: dict[str, Any], http: dict[str, Any] | None) -> list[str]:
+    """The reranked answer, profiled (explain_rag's results)."""
+    threads, prof = explain["threads"], explain["profile"]
+    ops = prof["reranker_operators"]
+    shown = ops["operators"][:7]
+    rest = 1.0 - sum(o["share"] for o in shown)
+    lines = [
+        "",
+        f"A reranked answer, profiled ({prof['answers']} answers after a warm-up, in-process, 2 threads, "
+        f"{prof['total_ms']:.0f} ms each with both profilers on):",
+        "",
+        f"- **py-spy** ({prof['samples']} samples of the Python side, share of `Pipeline.answer`'s): "
+        + " → ".join(f"`{name}` {share:.1%}" for name, share in prof["hot_path"]),
+        "- the innermost lines with the most samples: "
+        + ", ".join(f"`{leaf}` {share:.1%}" for leaf, share in prof["self_time"][:3]),
+        f"- **ONNX Runtime's operator trace** of the cross-encoder ({ops['ms_per_answer']:.0f} ms of kernels per "
+        f"answer, {ops['runs'] / ops['answers']:.0f} batches each): "
+        + ", ".join(
+            f"{o['op']} {o['ms_per_answer']:.0f} ms ({o['share']:.0%}"
+            + (f", {o['gflops']:.0f} GFLOP/s" if "gflops" in o else "")
+            + ")"
+            for o in shown
+        )
+        + f", the rest {rest:.0%}",
+        f"- **threads:** the same reranked answers take {threads['2']['total_ms']:.0f} ms with 2 intra-op "
+        f"threads and {threads['1']['total_ms']:.0f} ms with 1 ({threads['1']['total_ms'] / threads['2']['total_ms']:.2f}×), "
+        "one thread being what each gunicorn worker has"
+        + (f"; over HTTP the p50 was {http['rerank_p50']:.0f} ms" if http else "")
+        + ".",
+    ]
+    return lines
 
 
 def write_docs(text: str, markdown_file: Path) -> None:
@@ -512,6 +608,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rerank-questions", type=int, help=f"timed with the reranker (default {FULL.rerank})"
     )
+    parser.add_argument(
+        "--check-retrievers",
+        action="store_true",
+        help="also score BM25 alone and dense alone for every system (a check of each set-up; ~2 min more)",
+    )
     args = parser.parse_args(argv)
     # Every setting this benchmark means is set explicitly; RAG_* from the caller's shell (the Makefile
     # exports some) would otherwise reach the service and the workers.
@@ -538,7 +639,7 @@ def main(argv: list[str] | None = None) -> int:
         echo(f"warning: load average {load_before[0]:.2f}: other work shares the CPU, timings will show it")
     if any(SYSTEMS[s].peer for s in systems if s in SYSTEMS):
         peers_python()
-    task = write_task(sizes, work)
+    task = write_task(sizes, work, list(MODES) if args.check_retrievers else ["hybrid"])
     echo(f"task: {task.documents} documents, {len(task.queries)} quality questions; work in {work}")
     results: dict[str, dict[str, Any]] = {}
     for name in systems:
@@ -551,6 +652,12 @@ def main(argv: list[str] | None = None) -> int:
                 results[name] = run_http(task, work, sizes)
             else:
                 results[name] = run_system(name, task, work, args.reuse_builds)
+                if name == "rag":
+                    try:
+                        results[name]["explain"] = explain_rag(work)
+                    except (RuntimeError, OSError, ValueError, KeyError) as exc:
+                        echo(f"   the profile FAILED: {exc}")
+                        results[name]["explain"] = {"error": str(exc)[-3000:]}
         except (RuntimeError, subprocess.CalledProcessError, httpx.HTTPError, SystemExit) as exc:
             echo(f"   FAILED: {exc}")
             label = SYSTEMS[name].label if name in SYSTEMS else HTTP_LABEL
@@ -599,7 +706,8 @@ def main(argv: list[str] | None = None) -> int:
     echo("\n" + text)
     echo(f"results: {results_file}\ntable: {target}\nplots: {plots}")
     echo(f"elapsed {report['elapsed_s'] / 60:.1f} min")
-    return 1 if any("error" in r for r in results.values()) else 0
+    failed = any("error" in r or "error" in r.get("explain", {}) for r in results.values())
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

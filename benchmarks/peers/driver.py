@@ -6,11 +6,12 @@ one's process (loaded libraries, thread pools, allocator state, page cache of it
 
     python -m peers.<system> build --inputs INPUTS.json --index DIR --result OUT.json
     python -m peers.<system> run   --inputs INPUTS.json --index DIR --result OUT.json
+    python -m peers.rag_system threads|profile …   (this project only: bench_peers.py's "why" section)
 
 The task, identical for every system (bench_peers.py writes the inputs):
 - Units: SciFact documents. Every system embeds and indexes the same `content` ("title. abstract", the way
   this project joins a title to a unit), so nDCG@10 and Recall@100 are over the same doc ids.
-- Quality: each quality question, in each mode of MODES, returns its top DEPTH document ids; bench_peers.py
+- Quality: each quality question, in each mode of `modes` (hybrid; bm25 and dense too when asked), returns its top DEPTH document ids; bench_peers.py
   scores them all with rag.eval's own scoring code.
 - Answers (timed): hybrid retrieval from CANDIDATES documents per retriever, fused; with `rerank` the
   cross-encoder scores the top RERANK_TOP_N fused documents; ANSWER_K documents come back.
@@ -52,9 +53,10 @@ class Inputs:
     embedder_onnx: str  # the same model exported int8 (this project)
     reranker_torch: str  # one cross-encoder folder (the peers)
     reranker_onnx: str  # the same cross-encoder exported int8 (this project)
-    quality: list[str]  # scored questions (all modes, no reranker)
+    quality: list[str]  # scored questions (every mode of `modes`, no reranker)
     hybrid: list[str]  # timed answers without the reranker
     rerank: list[str]  # timed answers with the reranker
+    modes: list[str]  # quality modes, a subset of MODES: the single retrievers are a check of each set-up
 
     @classmethod
     def read(cls, path: Path) -> Inputs:
@@ -76,6 +78,7 @@ class System(Protocol):
 
 Build = Callable[[Inputs, Path], dict[str, Any]]
 Load = Callable[[Inputs, Path], System]
+Phase = Callable[[Inputs, Path], dict[str, Any]]  # a system's own extra phase: inputs, index → result
 
 
 def read_corpus(path: str | Path) -> list[dict[str, str]]:
@@ -163,7 +166,7 @@ def serve(load: Load, inputs: Inputs, index: Path) -> dict[str, Any]:
         system.answer(question, rerank=True)
 
     out["rankings"], out["retrieve_ms"] = {}, {}
-    for mode in MODES:
+    for mode in inputs.modes:
         ranked, times = [], []
         for question in inputs.quality:
             t0 = time.perf_counter()
@@ -187,9 +190,10 @@ def serve(load: Load, inputs: Inputs, index: Path) -> dict[str, Any]:
     return out
 
 
-def main(build: Build, load: Load, packages: Sequence[str]) -> None:
+def main(build: Build, load: Load, packages: Sequence[str], extra: dict[str, Phase] | None = None) -> None:
+    extra = extra or {}
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("phase", choices=("build", "run"))
+    parser.add_argument("phase", choices=("build", "run", *extra))
     parser.add_argument("--inputs", type=Path, required=True)
     parser.add_argument("--index", type=Path, required=True, help="the system's index folder")
     parser.add_argument("--result", type=Path, required=True)
@@ -201,7 +205,9 @@ def main(build: Build, load: Load, packages: Sequence[str]) -> None:
         started = time.perf_counter()
         result.update(build(inputs, args.index))
         result["build_s"] = time.perf_counter() - started
-    else:
+    elif args.phase == "run":
         result.update(serve(load, inputs, args.index))
+    else:
+        result.update(extra[args.phase](inputs, args.index))
     result["peak_rss_mb"] = peak_rss_mb()
     args.result.write_text(json.dumps(result), encoding="utf-8")

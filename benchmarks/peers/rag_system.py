@@ -5,6 +5,11 @@ best-sentence signal ×0.35, rerank top 20) with document units and a flat dense
 docs/EVALUATION.md reports for SciFact. The bundle is built without the embedding cache, so the build time is
 a cold build. An answer is the full `/answer` path: retrieval, fusion, (rerank,) MMR evidence and the
 extractive answer or an abstention; the peers only return documents.
+
+Two more phases explain this project's reranked numbers (bench_peers.py's "where the time goes"):
+- `threads`: reranked answers with 2 intra-op threads, then 1 (what each gunicorn worker has), one process;
+- `profile`: reranked answers with ONNX Runtime's operator trace on (RAG_ONNX_PROFILE_DIR's setting), run
+  by bench_peers.py under py-spy, which samples the Python side.
 """
 
 from __future__ import annotations
@@ -30,7 +35,11 @@ MODE_PARAMS: dict[str, dict[str, Any]] = {
 }
 
 
-def settings(inputs: Inputs, index: Path) -> Settings:
+PROFILE_DIR = "ort-trace"  # under the index folder: the profile phase's operator traces
+EXPLAIN_WARMUP, EXPLAIN_ANSWERS = 1, 5  # reranked answers per thread count, and profiled: warm-up, timed
+
+
+def settings(inputs: Inputs, index: Path, **overrides: Any) -> Settings:
     # Explicit values win over RAG_* variables; bench_peers.py also strips those from the worker's env.
     return Settings(
         backend="onnx",
@@ -39,6 +48,7 @@ def settings(inputs: Inputs, index: Path) -> Settings:
         unit="document",
         dense_index="flat",
         bundle_dir=str(index),
+        **overrides,
     )
 
 
@@ -86,10 +96,37 @@ class RagSystem:
         return out
 
 
-def load(inputs: Inputs, index: Path) -> RagSystem:
-    s = settings(inputs, index)
+def load(inputs: Inputs, index: Path, **overrides: Any) -> RagSystem:
+    s = settings(inputs, index, **overrides)
     return RagSystem(Pipeline.from_settings(s, index / "bundle"))
 
 
+def _reranked(system: RagSystem, questions: list[str]) -> dict[str, float]:
+    """Median ms per reranked answer and per rerank stage, after a warm-up answer."""
+    for question in questions[:EXPLAIN_WARMUP]:
+        system.answer(question, rerank=True)
+    system.mark("timed")
+    for question in questions[:EXPLAIN_ANSWERS]:
+        system.answer(question, rerank=True)
+    rows = system.timings["timed"]
+    return {
+        "answers": len(rows),
+        "reranked": len(questions[:EXPLAIN_WARMUP]) + len(rows),  # every reranked answer of the process
+        "total_ms": statistics.median(r["total"] for r in rows),
+        "rerank_ms": statistics.median(r["rerank"] for r in rows),
+    }
+
+
+def threads(inputs: Inputs, index: Path) -> dict[str, Any]:
+    """The same reranked answers with 2 intra-op threads (in-process) and 1 (a gunicorn worker's)."""
+    return {str(n): _reranked(load(inputs, index, threads=n), inputs.rerank) for n in (2, 1)}
+
+
+def profile(inputs: Inputs, index: Path) -> dict[str, Any]:
+    """Reranked answers with every ONNX session tracing its operators (written at exit)."""
+    system = load(inputs, index, onnx_profile_dir=str(index / PROFILE_DIR))
+    return _reranked(system, inputs.rerank)
+
+
 if __name__ == "__main__":
-    main(build, load, PACKAGES)
+    main(build, load, PACKAGES, {"threads": threads, "profile": profile})

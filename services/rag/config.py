@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     max_seq_length: int | None = Field(None, ge=8, le=8192)
     threads: int = Field(0, ge=0, description="intra-op threads; 0 = the cores this process may use")
     models_dir: str | None = Field(None, description="where downloaded models are cached")
+    onnx_profile_dir: str | None = Field(
+        None, description="diagnostics: each ONNX session writes its per-operator trace here at exit (slower)"
+    )
     hnsw_ef_search: int = Field(64, ge=1)
 
     # serving (the HTTP API and its gunicorn config)

@@ -289,3 +289,31 @@ def test_serving_with_onnx_never_imports_torch(exports, sample_bundle) -> None:
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["heavy"] == [], result
     assert not result["abstained"] and result["evidence"] >= 1
+
+
+def test_profile_dir_gets_each_sessions_operator_trace_at_exit(exports, sample_bundle, tmp_path) -> None:
+    # RAG_ONNX_PROFILE_DIR, read by Settings as the server would, and the traces written by the exit hook.
+    script = textwrap.dedent(
+        f"""
+        from rag.config import Settings
+        from rag.pipeline import Pipeline
+
+        settings = Settings(threads=1)
+        Pipeline.from_settings(settings, {str(sample_bundle)!r}).answer("When was the Eiffel Tower completed?")
+        """
+    )
+    traces = tmp_path / "traces"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")} | {
+        "HF_HUB_OFFLINE": "1",
+        "RAG_BACKEND": "onnx",
+        "RAG_EMBEDDING_MODEL": str(exports["e5"]),
+        "RAG_RERANKER_MODEL": str(exports["reranker"]),
+        "RAG_ONNX_PROFILE_DIR": str(traces),
+    }
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    files = sorted(traces.glob("*.json"))
+    assert [re.sub(r"-\d+_.*", "", f.name) for f in files] == ["cross-encoder", "embedder"], files
+    for trace in files:
+        ops = {e["args"]["op_name"] for e in json.loads(trace.read_text()) if e.get("cat") == "Node"}
+        assert "MatMul" in ops or "FusedMatMul" in ops, (trace.name, ops)

@@ -77,6 +77,7 @@ def load_embedder(settings: Settings) -> EmbeddingModel:
                 max_seq_length=settings.max_seq_length,
                 query_prefix=settings.query_prefix,
                 passage_prefix=settings.passage_prefix,
+                profile_dir=settings.onnx_profile_dir,
             )
         except OSError as exc:
             raise ModelError(f"cannot load embedding model {settings.embedding_model!r}: {exc}") from None
@@ -113,7 +114,10 @@ def load_reranker(settings: Settings) -> CrossEncoderModel | None:
 
         try:
             return OnnxCrossEncoder(
-                folder, threads=settings.effective_threads(), max_seq_length=settings.max_seq_length
+                folder,
+                threads=settings.effective_threads(),
+                max_seq_length=settings.max_seq_length,
+                profile_dir=settings.onnx_profile_dir,
             )
         except OSError as exc:
             raise ModelError(f"cannot load reranker {settings.reranker_model!r}: {exc}") from None

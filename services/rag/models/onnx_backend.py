@@ -11,8 +11,10 @@ what they tokenize and how they turn the graph's output into vectors or scores.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import json
+import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -152,7 +154,13 @@ class OnnxSession:
     """One ONNX Runtime session: checked providers, full graph optimisation, explicit threads, int64 inputs."""
 
     def __init__(
-        self, path: str | Path, *, threads: int, providers: Sequence[str] = ("CPUExecutionProvider",)
+        self,
+        path: str | Path,
+        *,
+        threads: int,
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+        profile_dir: str | Path | None = None,
+        profile_name: str = "session",
     ) -> None:
         import onnxruntime as ort
 
@@ -169,6 +177,11 @@ class OnnxSession:
         options.intra_op_num_threads = max(1, threads)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only: fusion notes are not the operator's business
+        if profile_dir is not None:
+            # ONNX Runtime's own per-operator trace: a sampling profiler sees one opaque native call here.
+            Path(profile_dir).mkdir(parents=True, exist_ok=True)
+            options.enable_profiling = True
+            options.profile_file_prefix = str(Path(profile_dir) / f"{profile_name}-{os.getpid()}")
         try:
             self._session = ort.InferenceSession(str(path), sess_options=options, providers=list(providers))
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/… types
@@ -176,6 +189,9 @@ class OnnxSession:
                 f"{path}: cannot be loaded by onnxruntime ({type(exc).__name__}: {exc})"
             ) from None
         self.path = path
+        self._profiling = profile_dir is not None
+        if self._profiling:
+            atexit.register(self.end_profiling)  # the trace is only written when profiling ends
         self.input_names = [i.name for i in self._session.get_inputs()]
         self.outputs = {o.name: list(o.shape) for o in self._session.get_outputs()}
         unknown = [name for name in self.input_names if name not in _FEEDABLE]
@@ -183,6 +199,13 @@ class OnnxSession:
             raise ModelError(
                 f"{path}: unsupported graph inputs {self.input_names} (known: {', '.join(_FEEDABLE)})"
             )
+
+    def end_profiling(self) -> Path | None:
+        """Write the operator trace (chrome://tracing JSON) and stop profiling; None when it was not on."""
+        if not self._profiling:
+            return None
+        self._profiling = False
+        return Path(self._session.end_profiling())
 
     def run(self, output: str, features: dict[str, np.ndarray]) -> np.ndarray:
         """Feed only the inputs the graph declares, as int64; return one output."""
@@ -239,7 +262,14 @@ class _OnnxTextModel:
     kind: ClassVar[str]
     output: ClassVar[str]
 
-    def __init__(self, folder: str | Path, *, threads: int = 1, max_seq_length: int | None = None) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        *,
+        threads: int = 1,
+        max_seq_length: int | None = None,
+        profile_dir: str | Path | None = None,
+    ) -> None:
         self.folder = Path(folder)
         # Hashing a base-size model (~300 MB), creating its session and reading its tokenizer take similar
         # times and mostly run outside the GIL, so they overlap; the checksums are checked before anything is
@@ -249,7 +279,13 @@ class _OnnxTextModel:
         self.max_seq_length = min(max_seq_length or self.spec.max_seq_length, self.spec.max_seq_length)
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="rag-model") as pool:
             verified = pool.submit(verify_model_files, self.folder)
-            session = pool.submit(OnnxSession, self.folder / MODEL_FILE, threads=threads)
+            session = pool.submit(
+                OnnxSession,
+                self.folder / MODEL_FILE,
+                threads=threads,
+                profile_dir=profile_dir,
+                profile_name=self.kind,
+            )
             try:
                 self._tokenizer, self._pad_id = _load_tokenizer(
                     self.folder, self.max_seq_length, self.spec.vocab_size
@@ -323,8 +359,9 @@ class OnnxEmbedder(_OnnxTextModel):
         max_seq_length: int | None = None,
         query_prefix: str | None = None,
         passage_prefix: str | None = None,
+        profile_dir: str | Path | None = None,
     ) -> None:
-        super().__init__(folder, threads=threads, max_seq_length=max_seq_length)
+        super().__init__(folder, threads=threads, max_seq_length=max_seq_length, profile_dir=profile_dir)
         spec = self.spec
         assert spec.dim is not None  # checked by the spec
         self.identity = ModelIdentity(
@@ -368,8 +405,15 @@ class OnnxCrossEncoder(_OnnxTextModel):
     kind = "cross-encoder"
     output = "logits"
 
-    def __init__(self, folder: str | Path, *, threads: int = 1, max_seq_length: int | None = None) -> None:
-        super().__init__(folder, threads=threads, max_seq_length=max_seq_length)
+    def __init__(
+        self,
+        folder: str | Path,
+        *,
+        threads: int = 1,
+        max_seq_length: int | None = None,
+        profile_dir: str | Path | None = None,
+    ) -> None:
+        super().__init__(folder, threads=threads, max_seq_length=max_seq_length, profile_dir=profile_dir)
         self.name = self.spec.source_model
 
     def _check_graph(self, shape: list[Any]) -> None:
