@@ -29,15 +29,24 @@ def tokenize(text: str) -> list[str]:
 def build(inputs: Inputs, index: Path) -> dict[str, Any]:
     rows = read_corpus(inputs.corpus)
     texts = [r["content"] for r in rows]
-    model = SentenceTransformer(inputs.embedder_torch, device="cpu")
-    vectors = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    out: dict[str, Any] = {}
+    shared = Path(inputs.vectors)
+    if shared.is_file():  # Haystack's encode of the same texts with the same model (driver.Inputs.vectors)
+        with np.load(shared, allow_pickle=False) as saved:
+            if saved["ids"].tolist() != [r["_id"] for r in rows]:
+                raise SystemExit(f"{shared}: not this corpus's documents")
+            vectors = saved["vectors"] / np.linalg.norm(saved["vectors"], axis=1, keepdims=True)
+            out = {"vectors_from": shared.name, "borrowed_encode_s": float(saved["encode_s"])}
+    else:
+        model = SentenceTransformer(inputs.embedder_torch, device="cpu")
+        vectors = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
     dense = faiss.IndexFlatIP(vectors.shape[1])
     dense.add(np.ascontiguousarray(vectors, dtype=np.float32))
     faiss.write_index(dense, str(index / "dense.faiss"))
     with (index / "bm25.pkl").open("wb") as handle:
         pickle.dump(BM25Okapi([tokenize(t) for t in texts]), handle)
     (index / "docs.json").write_text(json.dumps({"ids": [r["_id"] for r in rows], "texts": texts}))
-    return {}
+    return out
 
 
 def _minmax(scores: np.ndarray) -> np.ndarray:
