@@ -95,6 +95,6 @@ clean:
 # The peers live in their own venv (build/peers-venv, made by the script: torch==2.13.0 CPU first and alone,
 # then benchmarks/peers/requirements.txt), never in the product's dependencies.
 .PHONY: bench-peers
-bench-peers: $(BIN)/.installed  ## vs Haystack, txtai and a naive baseline: quality, speed, plots (~30 min; BENCH_ARGS=--quick: smoke test into a temp folder)
+bench-peers: $(BIN)/.installed  ## vs Haystack, txtai and a naive baseline: quality, speed, plots (~25 min; BENCH_ARGS=--quick: smoke test into a temp folder)
 	@command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q --no-install-recommends wrk)
 	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/python benchmarks/bench_peers.py $(BENCH_ARGS)

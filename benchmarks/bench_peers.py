@@ -2,20 +2,24 @@
 
 Every system indexes the same SciFact documents ("title. abstract") with all-MiniLM-L6-v2, does BM25 and
 dense retrieval, fuses them, and reranks the top 20 with the same cross-encoder. For each system:
-- quality: nDCG@10 and Recall@100 over the same doc ids, BM25-only / dense-only / hybrid, scored by rag.eval's
-  own `retrieval_scores` (the code behind `rag eval`), on all SciFact test questions (no reranker: see below);
+- quality: nDCG@10 and Recall@100 over the same doc ids (hybrid; BM25 alone and dense alone too with
+  --check-retrievers), scored by rag.eval's own `retrieval_scores` (the code behind `rag eval`), on all SciFact
+  test questions (no reranker: see below);
 - index build time (cold: no embedding cache), peak RSS, cold start (process start → first answer);
 - answer latency p50/p95 at concurrency 1 and throughput at concurrency 4, without and with the reranker.
 
 Each system runs in processes of its own (build, then serve), the peers in a separate venv (build/peers-venv,
 created here: torch 2.13.0 CPU first and alone, then benchmarks/peers/requirements.txt). This project runs
 in-process (the Pipeline the API builds) and over HTTP (gunicorn as deployed, driven by wrk as in bench_http).
+The naive baseline takes the document vectors Haystack's build computed (the same encode call) and adds
+that encode's time to its build time (peers.driver.Inputs.vectors). This project's reranked answer is then
+profiled: 2 vs 1 intra-op threads, py-spy over the Python side, ONNX Runtime's operator trace.
 
 No real cross-encoder weights exist offline: the reranker is a MiniLM-L6-sized cross-encoder with random
 weights (bench_models.prepare "minilm-ce"), torch for the peers, its int8 ONNX export for this project. It
 costs what a trained one costs, so it is timed; its ranking is noise, so quality is reported without it.
 
-    python benchmarks/bench_peers.py            # the full run (~25–30 min on 2 cores): docs/ is rewritten
+    python benchmarks/bench_peers.py            # the full run (~22–26 min on 2 cores): docs/ is rewritten
     python benchmarks/bench_peers.py --quick    # 200 documents, a few questions, short runs: a smoke test,
                                                 # written to a temporary folder, never into docs/
 """

@@ -310,7 +310,9 @@ def test_profile_dir_gets_each_sessions_operator_trace_at_exit(exports, sample_b
         "RAG_RERANKER_MODEL": str(exports["reranker"]),
         "RAG_ONNX_PROFILE_DIR": str(traces),
     }
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     files = sorted(traces.glob("*.json"))
     assert [re.sub(r"-\d+_.*", "", f.name) for f in files] == ["cross-encoder", "embedder"], files
