@@ -11,8 +11,8 @@ one's process (loaded libraries, thread pools, allocator state, page cache of it
 The task, identical for every system (bench_peers.py writes the inputs):
 - Units: SciFact documents. Every system embeds and indexes the same `content` ("title. abstract", the way
   this project joins a title to a unit), so nDCG@10 and Recall@100 are over the same doc ids.
-- Quality: each quality question, in each mode of `modes` (hybrid; bm25 and dense too when asked), returns its top DEPTH document ids; bench_peers.py
-  scores them all with rag.eval's own scoring code.
+- Quality: each quality question, in each mode of `modes` (hybrid; bm25 and dense too when asked), returns
+  its top DEPTH document ids; bench_peers.py scores them all with rag.eval's own scoring code.
 - Answers (timed): hybrid retrieval from CANDIDATES documents per retriever, fused; with `rerank` the
   cross-encoder scores the top RERANK_TOP_N fused documents; ANSWER_K documents come back.
 """
@@ -80,9 +80,9 @@ class System(Protocol):
         ...
 
 
-Build = Callable[[Inputs, Path], dict[str, Any]]
+Phase = Callable[[Inputs, Path], dict[str, Any]]  # inputs, index folder → the phase's result
+Build = Phase
 Load = Callable[[Inputs, Path], System]
-Phase = Callable[[Inputs, Path], dict[str, Any]]  # a system's own extra phase: inputs, index → result
 
 
 def read_corpus(path: str | Path) -> list[dict[str, str]]:

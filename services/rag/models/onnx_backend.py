@@ -275,6 +275,7 @@ class _OnnxTextModel:
         # times and mostly run outside the GIL, so they overlap; the checksums are checked before anything is
         # used, and a changed or missing file is reported as such rather than as whatever it broke.
         self.spec = read_model_folder(self.folder, self.kind, verify=False)
+        self.name = self.spec.source_model
         # A configured max length may shorten the model's, never lengthen it (positions beyond it do not exist).
         self.max_seq_length = min(max_seq_length or self.spec.max_seq_length, self.spec.max_seq_length)
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="rag-model") as pool:
@@ -404,17 +405,6 @@ class OnnxCrossEncoder(_OnnxTextModel):
 
     kind = "cross-encoder"
     output = "logits"
-
-    def __init__(
-        self,
-        folder: str | Path,
-        *,
-        threads: int = 1,
-        max_seq_length: int | None = None,
-        profile_dir: str | Path | None = None,
-    ) -> None:
-        super().__init__(folder, threads=threads, max_seq_length=max_seq_length, profile_dir=profile_dir)
-        self.name = self.spec.source_model
 
     def _check_graph(self, shape: list[Any]) -> None:
         if len(shape) != 2:
