@@ -92,7 +92,10 @@ def test_bad_requests_get_clear_4xx(client: TestClient, tmp_path: Path) -> None:
         response = client.post("/ingest/start", json=body, headers=ADMIN)
         assert response.status_code == status, (body, response.text)
         assert "error" in response.json() and (message is None or message in response.json()["error"])
-    assert client.get("/ingest/status/nope", headers=ADMIN).status_code == 404
+    missing = client.post("/ingest/start", json={"corpus": str(tmp_path / "missing")}, headers=ADMIN)
+    assert missing.json()["error_type"] == "bad_corpus"
+    unknown = client.get("/ingest/status/nope", headers=ADMIN)
+    assert (unknown.status_code, unknown.json()["error_type"]) == (404, "job_not_found")
     assert client.get("/ingest/status/..%2F..%2Fetc", headers=ADMIN).status_code == 404
     assert client.post("/ingest/activate/nope", headers=ADMIN).status_code == 404
     assert client.get("/ingest/list", headers=ADMIN).json() == {"jobs": []}

@@ -89,6 +89,7 @@ def test_restart_interrupts_a_running_job_and_keeps_the_activated_bundle(
         assert running["state"] == "running", running
         busy = httpx.post(f"{server.url}/ingest/start", json={"corpus": str(tmp_path)}, headers=ADMIN)
         assert busy.status_code == 409 and job_id in busy.json()["error"]
+        assert busy.json()["error_type"] == "job_conflict"  # the README's contract
     finally:
         stop(server.process)
 

@@ -20,6 +20,8 @@ from ..errors import (
     RagError,
     StorageUnavailable,
 )
+from ..jobs.runner import BadCorpus, JobBusy
+from ..jobs.store import UnknownJob
 from .admission import DeadlineExceeded, Overloaded
 from .metrics import FAILURES
 
@@ -59,6 +61,9 @@ _STATUS: list[tuple[type[RagError], int]] = [
     (ArtifactConflict, 409),
     (StorageUnavailable, 503),
     (ArtifactError, 502),
+    (UnknownJob, 404),
+    (JobBusy, 409),
+    (BadCorpus, 422),
 ]
 
 

@@ -31,8 +31,8 @@ from starlette.concurrency import run_in_threadpool
 from ..config import Settings
 from ..errors import RagError
 from ..files import write_json_atomic
-from ..jobs.runner import BadCorpus, JobBusy, JobRunner
-from ..jobs.store import LIVE_FILE, Job, JobOptions, UnknownJob
+from ..jobs.runner import JobRunner
+from ..jobs.store import LIVE_FILE, Job, JobOptions
 from .errors import ApiError, Forbidden
 from .reload import load_beside
 from .state import ServiceState
@@ -62,19 +62,11 @@ class Activated(BaseModel):
     changed: bool
 
 
-class _NotFound(ApiError):
-    error_type = "job_not_found"
-    status = 404
-
-
 class _Conflict(ApiError):
+    """A job that cannot be made live; the store's own errors map to statuses in api/errors.py."""
+
     error_type = "job_conflict"
     status = 409
-
-
-class _BadCorpus(ApiError):
-    error_type = "bad_corpus"
-    status = 422
 
 
 def _version(job_id: str) -> str:
@@ -98,15 +90,8 @@ class IngestService:
         return self.runner
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Job store I/O off the event loop; its errors as HTTP errors."""
-        try:
-            return await run_in_threadpool(fn, *args)
-        except UnknownJob as exc:
-            raise _NotFound(str(exc)) from None
-        except JobBusy as exc:
-            raise _Conflict(str(exc)) from None
-        except BadCorpus as exc:
-            raise _BadCorpus(str(exc)) from None
+        """Job store I/O off the event loop (its errors reach the client through api/errors.py)."""
+        return await run_in_threadpool(fn, *args)
 
     async def activate(self, job_id: str) -> Activated:
         runner = self.require()

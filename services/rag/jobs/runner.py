@@ -35,7 +35,7 @@ def live_job_id(root: Path) -> str | None:
 
 
 class JobBusy(RagError):
-    error_type = "job_busy"
+    error_type = "job_conflict"
 
 
 class BadCorpus(RagError):
