@@ -63,7 +63,7 @@ image:  ## build the image (models from image/models: see the Dockerfile; BASE_I
 	$(CONTAINER_TOOL) build --format docker --build-arg BASE_IMAGE=$(BASE_IMAGE) $(CA_SECRET) -t $(IMAGE) .
 
 image-test: $(BIN)/.installed  ## build the image from a local base and run the pod pattern with podman
-	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/pytest -p no:cacheprovider -m image -q tests/image
+	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/pytest -p no:cacheprovider -m image -q tests/image tests/deploy
 
 eval: $(BIN)/.installed  ## SciFact + SQuAD evaluation (about an hour cold; minutes with the embedding cache)
 	$(BIN)/rag eval $(EVAL_DIR) --data $(SHARED_DATA)

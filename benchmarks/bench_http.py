@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_models import export_folder, prepare  # noqa: E402
 
-from tools import GUNICORN_ARGV, free_port  # noqa: E402  (tests/ is on the path through bench_models)
+from launch import make_run  # noqa: E402  (tests/ is on the path through bench_models)
 
 SHARED_DATA = Path(os.environ.get("RAG_SHARED_DATA", ROOT.parent / "shared" / "data"))
 WORK = ROOT / "build" / "bench"
@@ -125,26 +125,23 @@ def bundle_and_questions(
 # ---- the two sides: in-process and over HTTP --------------------------------------------------------------
 
 
-def server_env(
-    bundle: Path, embedder: Path, reranker: Path | None, metrics_dir: Path, **extra: str
-) -> dict[str, str]:
+def server_env(embedder: Path, reranker: Path | None, **extra: str) -> dict[str, str]:
+    """The settings every scenario names: the int8 models, 2 workers × 1 thread (also on a larger machine),
+    the answer cache off (so questions are computed, not remembered) and a deadline long enough for the
+    bge-base-size reranker under load. The rest is what `make run` gives the service."""
     return {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
         "RAG_BACKEND": "onnx",
         "RAG_EMBEDDING_MODEL": str(embedder),
         "RAG_RERANKER_MODEL": str(reranker or ""),
-        "RAG_BUNDLE_DIR": str(bundle),
         "RAG_WORKERS": "2",
         "RAG_THREADS": "1",
         "RAG_CACHE_SIZE": "0",
         "RAG_REQUEST_TIMEOUT_SECONDS": "120",
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         **extra,
     }
 
 
-def in_process(env: dict[str, str], questions: list[str], seconds: float) -> dict[str, Any]:
+def in_process(bundle: Path, env: dict[str, str], questions: list[str], seconds: float) -> dict[str, Any]:
     """Sequential answers from the pipeline the service would build, plus the reranker's bare forward time."""
     from rag.config import Settings
     from rag.pipeline import Pipeline
@@ -156,7 +153,7 @@ def in_process(env: dict[str, str], questions: list[str], seconds: float) -> dic
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    pipeline = Pipeline.from_settings(settings, settings.bundle_dir)
+    pipeline = Pipeline.from_settings(settings, bundle)
     pipeline.answer(questions[0])
     total, forward = [], []
     deadline = time.perf_counter() + seconds
@@ -184,28 +181,11 @@ def in_process(env: dict[str, str], questions: list[str], seconds: float) -> dic
 
 
 class Service:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        with log.open("wb") as out:
-            self.process = subprocess.Popen(
-                GUNICORN_ARGV,
-                env={**env, "RAG_BIND": f"127.0.0.1:{port}"},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"the service exited: see {log}")
-            try:
-                if httpx.get(f"{self.url}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        else:
-            raise SystemExit(f"the service never became ready: see {log}")
+    """`make run` serving `bundle` with these settings (tests/launch.py: the one launcher)."""
+
+    def __init__(self, bundle: Path, env: dict[str, str], workdir: Path) -> None:
+        self.service = make_run(workdir, bundle=bundle, env=env, timeout=300)
+        self.url = self.service.url
         # every worker ready: /ready is answered by whichever worker accepts, so ask until both have said 200
         for _ in range(20):
             httpx.get(f"{self.url}/ready", timeout=5)
@@ -220,18 +200,14 @@ class Service:
                 fields[name] = int(value.split()[0]) / 1024
             return {"rss": round(fields["Rss"], 1), "pss": round(fields["Pss"], 1)}
 
-        master = self.process.pid
-        workers = [read(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+        master = self.service.master()
+        workers = [read(pid) for pid in self.service.workers()]
         out: dict[str, Any] = {"master": read(master), "workers": workers}
         out["total_pss"] = round(out["master"]["pss"] + sum(w["pss"] for w in workers), 1)
         return out
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        self.service.stop()
 
 
 def wrk(url: str, bodies: Path, script: Path, concurrency: int, seconds: float) -> dict[str, Any]:
@@ -318,19 +294,17 @@ def main() -> None:
     }
     for name, reranker, extra, texts, seconds in scenarios:
         echo(f"\n== {name}")
-        metrics_dir = scratch / f"metrics-{len(report['rows'])}"
-        metrics_dir.mkdir()
-        env = server_env(bundle, embedder, reranker, metrics_dir, **extra)
+        env = server_env(embedder, reranker, **extra)
         row: dict[str, Any] = {"scenario": name, "questions": len(texts)}
         body_file = bodies(f"bodies-{len(report['rows'])}", texts)
         if len(texts) > 1:
-            row["in_process"] = in_process(env, texts, min(seconds, 10.0))
+            row["in_process"] = in_process(bundle, env, texts, min(seconds, 10.0))
             forward = row["in_process"]["forward_p50_ms"]
             echo(
                 f"   in-process p50 {row['in_process']['p50_ms']:.2f} ms"
                 + (f" (reranker forward p50 {forward:.1f} ms)" if forward else "")
             )
-        service = Service(env, scratch / f"{name.split()[0]}-{len(report['rows'])}.log")
+        service = Service(bundle, env, scratch / f"{name.split()[0]}-{len(report['rows'])}")
         try:
             row["memory_mb"] = service.memory_mb()
             for c in CONCURRENCY:
@@ -347,10 +321,8 @@ def main() -> None:
     if not args.quick:
         echo("\n== preload before fork vs load per worker (hybrid + bge-base-size reranker): memory")
         for preload in ("false", "true"):
-            metrics_dir = scratch / f"metrics-preload-{preload}"
-            metrics_dir.mkdir()
-            env = server_env(bundle, embedder, rerankers["bge-base-ce"], metrics_dir, RAG_PRELOAD=preload)
-            service = Service(env, scratch / f"preload-{preload}.log")
+            env = server_env(embedder, rerankers["bge-base-ce"], RAG_PRELOAD=preload)
+            service = Service(bundle, env, scratch / f"preload-{preload}")
             try:
                 memory = service.memory_mb()
                 check = httpx.post(f"{service.url}/answer", json={"question": questions[1]}, timeout=60)

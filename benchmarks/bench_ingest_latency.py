@@ -32,7 +32,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from tools import start_gunicorn, stop  # noqa: E402
+from launch import make_run  # noqa: E402
 
 DATA = Path(os.environ.get("RAG_SHARED_DATA", ROOT.parent / "shared" / "data")) / "scifact"
 MODEL = ROOT / "build" / "bench" / "minilm.onnx-int8"
@@ -127,16 +127,16 @@ def main() -> int:
         "RAG_BACKEND": "onnx",
         "RAG_EMBEDDING_MODEL": str(MODEL),
         "RAG_RERANKER_MODEL": "",
-        "RAG_BUNDLE_DIR": str(served),
         "RAG_WORKERS": "2",
         "RAG_THREADS": "1",
         "RAG_CACHE_SIZE": "0",
         "RAG_ADMIN_KEY": "bench",
         "RAG_INGEST_ENABLED": "true",
         "RAG_INGEST_DIR": str(work / "jobs"),
+        "RAG_INGEST_ROOTS": str(corpus.parent),
         "RAG_ABSTAIN_THRESHOLD": "-1",
     }
-    server = start_gunicorn(work / "server", **env)
+    server = make_run(work / "server", bundle=served, env=env)
     try:
         go = threading.Event()
         go.set()
@@ -166,7 +166,7 @@ def main() -> int:
         watcher.join()
         busy = [ms for at, ms in during if window.get("start", 0) <= at <= window.get("end", 0)]
     finally:
-        stop(server.process)
+        server.stop()
     report: dict[str, Any] = {
         "documents": len(documents),
         "idle": percentiles(idle),

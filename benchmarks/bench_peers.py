@@ -332,15 +332,11 @@ def run_http(task: Task, work: Path, sizes: Sizes) -> dict[str, Any]:
     answer cache off), at c=1 and c=4 with the same questions, without and with the reranker."""
     inputs = task.inputs
     scratch = Path(tempfile.mkdtemp(prefix="rag-bench-peers-", dir=work))
-    metrics = scratch / "metrics"
-    metrics.mkdir()
-    env = server_env(
-        work / "index" / "rag" / "bundle", Path(inputs.embedder_onnx), Path(inputs.reranker_onnx), metrics
-    )
+    env = server_env(Path(inputs.embedder_onnx), Path(inputs.reranker_onnx))
     script = scratch / "post.lua"
     script.write_text(WRK_SCRIPT)
     started = time.perf_counter()
-    service = Service(env, scratch / "gunicorn.log")
+    service = Service(work / "index" / "rag" / "bundle", env, scratch / "service")
     out: dict[str, Any] = {"label": HTTP_LABEL}
     try:
         first = httpx.post(f"{service.url}/answer", json={"question": inputs.rerank[0]}, timeout=120)

@@ -140,3 +140,33 @@ def bucket(s3_server: str, aws_credentials: None, request: pytest.FixtureRequest
     client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
     client.create_bucket(Bucket=name)
     return name
+
+
+# The container image (podman), built once per session for the tests marked `image`: tests/image and the
+# chart's pod in tests/deploy.
+IMAGE = "localhost/rag:test"
+
+
+@pytest.fixture(scope="session")
+def base_image() -> str:
+    from containers import ensure_base_image
+
+    # In CI the base image is always built anew, so the debootstrap path runs the way a clean machine runs it
+    # (73 s); locally an existing one is reused.
+    return ensure_base_image(rebuild=os.environ.get("CI") == "true")
+
+
+@pytest.fixture(scope="session")
+def image(
+    base_image: str, tmp_path_factory: pytest.TempPathFactory, tiny_onnx_models: dict[str, Path]
+) -> str:
+    from containers import build_image
+
+    size = build_image(
+        IMAGE,
+        tmp_path_factory.mktemp("image-context"),
+        embedder=tiny_onnx_models["e5"],
+        reranker=tiny_onnx_models["reranker"],
+    )
+    print(f"\nimage {IMAGE}: {size / 1e6:.1f} MB (tiny models)")
+    return IMAGE

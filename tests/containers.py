@@ -8,18 +8,22 @@ the `cacert` build secret (its HTTPS goes through that CA, and pip in the build 
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from samples import ROOT
-from tools import require_packages
+from tools import free_port, require_packages, wait_for
 
 BASE_IMAGE = "localhost/pybase:bookworm"
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 CONTAINERS_CONF = ROOT / "tests" / "image" / "containers.conf"
 PACKAGES = ("podman", "buildah", "debootstrap", "runc", "netavark", "uidmap")
+_SERIAL = itertools.count()
 _CONTEXT_FILES = ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md", "constraints.txt")
 
 
@@ -66,3 +70,63 @@ def build_image(tag: str, context: Path, *, embedder: Path, reranker: Path) -> i
         args += ["--secret", f"id=cacert,src={CA_BUNDLE}"]
     podman(*args, str(context))
     return int(podman("image", "inspect", tag, "--format", "{{.Size}}").stdout.strip())
+
+
+# The README's production run: `podman run -d -v data:/artifacts:ro --read-only --tmpfs /tmp -p 8000:8000 IMAGE`.
+# Podman here has host networking only, so instead of `-p` the service is told its loopback port (RAG_BIND).
+README_SERVER = ("--read-only", "--tmpfs", "/tmp")
+TEST_AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def env_args(env: Mapping[str, str]) -> list[str]:
+    return [arg for name, value in env.items() for arg in ("-e", f"{name}={value}")]
+
+
+def readme_pull(s3_endpoint: str, uri: str, channel: str) -> tuple[list[str], dict[str, str]]:
+    """The README's init step (arguments after `--entrypoint rag`, environment) against a loopback S3."""
+    args = ["artifacts", "pull", "--uri", uri, "--channel", channel, "--dest", "/artifacts/bundle"]
+    return args, {"RAG_S3_ENDPOINT_URL": s3_endpoint, **TEST_AWS}
+
+
+@contextlib.contextmanager
+def pulled_volume(image: str, args: Sequence[str], env: Mapping[str, str]) -> Iterator[str]:
+    """A volume at /artifacts holding what the image in init mode (`rag ARGS`, the chart's init container)
+    pulled into it."""
+    volume = f"rag-artifacts-{os.getpid()}-{next(_SERIAL)}"
+    podman("volume", "create", volume)
+    try:
+        podman(
+            "run", "--rm", *README_SERVER, "-v", f"{volume}:/artifacts", *env_args(env),
+            "--entrypoint", "rag", image, *args,
+        )  # fmt: skip
+        yield volume
+    finally:
+        podman("volume", "rm", "-f", volume, check=False)
+
+
+@contextlib.contextmanager
+def serving_container(
+    image: str, volume: str, env: Mapping[str, str] | None = None, timeout: float = 120, interval: float = 0.1
+) -> Iterator[tuple[str, str]]:
+    """(container name, URL) of the image serving the README's way; `volume` is what `-v` mounts (the
+    README's `data:/artifacts:ro`), `env` what a launch path adds (the chart's ConfigMap and env, say). Ready
+    when yielded; removed afterwards."""
+    name = f"rag-server-{os.getpid()}-{next(_SERIAL)}"
+    port = free_port()
+    podman(
+        "run", "-d", "--name", name, *README_SERVER, "-v", volume,
+        *env_args({**(env or {}), "RAG_BIND": f"127.0.0.1:{port}"}), image,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        try:
+            wait_for(f"{url}/ready", 200, timeout=timeout, interval=interval)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{podman('logs', name, check=False).stderr[-3000:]}") from None
+        yield name, url
+    finally:
+        podman("rm", "-f", "-i", "-t", "0", name, check=False)

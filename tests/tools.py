@@ -6,14 +6,14 @@ Outside CI a tool that cannot be had skips the test; under CI=true the conftest 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +21,6 @@ import httpx
 import pytest
 
 _APT_UPDATED = False
-# How the service runs (Dockerfile, `make run`): tests and benchmarks start it the same way.
-GUNICORN_ARGV = [
-    sys.executable,
-    "-m",
-    "gunicorn",
-    "-c",
-    "python:rag.api.gunicorn_conf",
-    "rag.api:create_app()",
-]
 
 
 def require_tool(binary: str, apt_package: str) -> str:
@@ -86,51 +77,6 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
 def children(pid: int) -> list[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
     return [int(p) for p in path.read_text().split()] if path.exists() else []
-
-
-class Gunicorn:
-    """One real service instance: gunicorn master + uvicorn workers on a loopback port."""
-
-    def __init__(self, process: subprocess.Popen[bytes], port: int, metrics_dir: Path, log: Path) -> None:
-        self.process = process
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self.metrics_dir = metrics_dir
-        self.log = log
-
-    def workers(self) -> list[int]:
-        return children(self.process.pid)
-
-
-Started = Callable[..., Gunicorn]
-
-
-def start_gunicorn(workdir: Path, wait_ready: bool = True, **env: str) -> Gunicorn:
-    """gunicorn as the image runs it (GUNICORN_ARGV), on a loopback port, with `env` over this process's
-    environment; its log and Prometheus multiprocess files go to `workdir`. Stopped again if never ready."""
-    port = free_port()
-    metrics_dir = workdir / "metrics"
-    metrics_dir.mkdir(parents=True)
-    log = workdir / "gunicorn.log"
-    environment = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "RAG_BIND": f"127.0.0.1:{port}",
-        "RAG_LOG_LEVEL": "WARNING",
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-        **env,
-    }
-    with log.open("wb") as out:
-        process = subprocess.Popen(GUNICORN_ARGV, env=environment, stdout=out, stderr=subprocess.STDOUT)
-    instance = Gunicorn(process, port, metrics_dir, log)
-    if wait_ready:
-        try:
-            wait_for(f"{instance.url}/ready", 200, timeout=90, process=process)
-        except AssertionError:
-            print(log.read_text()[-3000:])
-            stop(process)
-            raise
-    return instance
 
 
 class TcpProxy:
@@ -209,12 +155,16 @@ class Prometheus:
 
 
 @contextlib.contextmanager
-def start_prometheus(workdir: Path, targets: Sequence[str] = ()) -> Iterator[Prometheus]:
-    """Prometheus scraping `targets` (host:port) every second, its data in `workdir`; stopped on exit."""
+def start_prometheus(
+    workdir: Path, targets: Sequence[str] = (), labels: Mapping[str, str] | None = None
+) -> Iterator[Prometheus]:
+    """Prometheus scraping `targets` (host:port) every second as job "rag", with `labels` on every series as
+    service discovery would attach them (namespace, pod); its data in `workdir`; stopped on exit."""
     binary = require_tool("prometheus", "prometheus")
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "prometheus.yml"
+    target = {"targets": list(targets), "labels": dict(labels or {})}
     config.write_text(
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
         + (
@@ -222,7 +172,7 @@ def start_prometheus(workdir: Path, targets: Sequence[str] = ()) -> Iterator[Pro
             "  - job_name: rag\n"
             "    scrape_interval: 1s\n"
             "    scrape_timeout: 1s\n"
-            f"    static_configs: [{{targets: {list(targets)!r}}}]\n"
+            f"    static_configs: [{json.dumps(target)}]\n"
             if targets
             else ""
         )

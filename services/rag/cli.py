@@ -13,7 +13,7 @@ from typing import Any
 
 from .cli_cache import add_cache_parser
 from .cli_ingest import add_ingest_parser
-from .config import Settings
+from .config import Settings, load_settings
 from .errors import RagError
 
 __all__ = ["main"]
@@ -213,7 +213,7 @@ def cmd_models_export(args: argparse.Namespace) -> int:
         quantize=args.quantize,
         optimize=args.optimize,
         overwrite=args.force,
-        settings=Settings(),
+        settings=load_settings(),
     )
     spec = result.spec
     check = spec.export.get("check", {})
@@ -254,7 +254,7 @@ def _store(args: argparse.Namespace, settings: Settings | None = None, uri: str 
     from .artifacts import S3Location, S3Store
     from .errors import ConfigError
 
-    settings = settings or Settings()
+    settings = settings or load_settings()
     uri = uri or args.uri or settings.artifacts_uri
     if not uri:
         raise ConfigError("no artifacts location: pass --uri s3://bucket/prefix or set RAG_ARTIFACTS_URI")

@@ -9,7 +9,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .config import Settings
+from .config import Settings, load_settings
 from .errors import RagError
 
 __all__ = ["add_cache_parser"]
@@ -32,7 +32,7 @@ def _when(seconds: float | None) -> str:
 def cmd_cache(args: argparse.Namespace) -> int:
     from .index.embedding_cache import EmbeddingCache, read_stats
 
-    settings = Settings()
+    settings = load_settings()
     path = _path(args, settings)
     bounds = settings.embedding_cache_max_entries, settings.embedding_cache_max_bytes
     if args.cache_command == "purge":

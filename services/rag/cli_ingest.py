@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from .config import Settings
+from .config import load_settings
 from .errors import RagError
 
 __all__ = ["add_ingest_parser"]
@@ -44,7 +44,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     server = args.server.rstrip("/")
     key = args.admin_key or (
-        secret.get_secret_value() if (secret := Settings().admin_key) is not None else ""
+        secret.get_secret_value() if (secret := load_settings().admin_key) is not None else ""
     )
     if not key:
         raise RagError("the ingest API needs the admin key: --admin-key or RAG_ADMIN_KEY")

@@ -9,10 +9,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from .errors import ConfigError
+from .redact import mask_url, remember
 
 __all__ = [
     "DEFAULT_EMBEDDING_MODEL",
@@ -22,6 +33,7 @@ __all__ = [
     "RetrievalParams",
     "Settings",
     "available_cpus",
+    "load_settings",
 ]
 
 DEFAULT_EMBEDDING_MODEL = "intfloat/e5-base-v2"
@@ -160,6 +172,19 @@ class Settings(BaseSettings):
     inference_threads: int = Field(2, ge=1, le=64, description="requests computed at once per worker")
     request_timeout_seconds: float = Field(30.0, gt=0, description="per-request deadline (504 past it)")
     max_body_bytes: int = Field(65_536, ge=1024, description="larger request bodies get 413")
+    max_header_bytes: int = Field(
+        32_768, ge=1024, le=1_048_576, description="request line and headers; larger requests get 400"
+    )
+    max_headers: int = Field(100, ge=8, le=1000, description="request headers; more get 431")
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="a request's headers must arrive this soon after its first byte (or the "
+        "connection's opening), else the connection is closed",
+    )
+    max_requests: int = Field(
+        20_000, ge=0, description="a worker is replaced after about this many requests (±10%); 0 = never"
+    )
     drain_seconds: float = Field(
         0.0, ge=0, description="after SIGTERM, /ready answers 503 this long before the worker stops"
     )
@@ -181,6 +206,11 @@ class Settings(BaseSettings):
     ingest_dir: str = Field("build/ingest", description="job records, logs and the bundles jobs build")
     ingest_poll_seconds: float = Field(
         1.0, gt=0, description="how often each worker looks for a newly activated job bundle"
+    )
+    ingest_roots: Annotated[tuple[Path, ...], NoDecode] = Field(
+        (),
+        description="folders an ingestion job may read a local corpus from (comma-separated); empty = local "
+        "paths refused, s3:// only",
     )
     log_level: str = "INFO"
 
@@ -294,6 +324,13 @@ class Settings(BaseSettings):
         # `RAG_RERANKER_MODEL=` (empty) is how a deployment turns the reranker off.
         return None if isinstance(value, str) and value.strip().lower() in ("", "none", "off") else value
 
+    @field_validator("ingest_roots", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
     def build_config(self) -> BuildConfig:
         return BuildConfig(**{name: getattr(self, name) for name in BuildConfig.model_fields})
 
@@ -305,6 +342,37 @@ class Settings(BaseSettings):
 
     def effective_threads(self) -> int:
         return self.threads or available_cpus()
+
+    def secrets(self) -> list[str]:
+        """Every value never to show: the keys, and the credentials of any URL setting."""
+        found = [v.get_secret_value() for _, v in self if isinstance(v, SecretStr)]
+        for _, value in self:
+            if isinstance(value, str) and "://" in value and "@" in value.split("://", 1)[1].split("/", 1)[0]:
+                userinfo = value.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[0]
+                found += [userinfo, *userinfo.split(":", 1)[1:]]
+        return found
+
+    def public(self) -> dict[str, Any]:
+        """The settings as /info shows them: keys masked, URL credentials masked."""
+        return {
+            name: mask_url(value) if isinstance(value, str) else value
+            for name, value in self.model_dump(mode="json").items()
+        }
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, remembered for redaction; ConfigError names what is wrong without
+    echoing any value (pydantic's own message quotes the input, secrets included)."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'RAG_' + str(error['loc'][0]).upper() + ': ' if error['loc'] else ''}{error['msg']}"
+            for error in exc.errors(include_input=False, include_url=False)
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None
+    remember(settings.secrets())
+    return settings
 
 
 def available_cpus(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:

@@ -5,27 +5,31 @@ from pathlib import Path
 
 import pytest
 
-from tools import Gunicorn, start_gunicorn, stop
+from launch import Service, make_run
 
 
 @pytest.fixture()
 def gunicorn(
     tmp_path: Path, tiny_models: dict[str, Path], sample_bundle: Path
-) -> Iterator[Callable[..., Gunicorn]]:
-    started: list[Gunicorn] = []
+) -> Iterator[Callable[..., Service]]:
+    """`make run` serving the sample bundle with the tiny models (named settings); `env` adds the settings a
+    test is about, `bundle` replaces the sample bundle."""
+    started: list[Service] = []
 
-    def start(wait_ready: bool = True, **env: str) -> Gunicorn:
-        defaults = {
+    def start(wait_ready: bool = True, bundle: Path | None = None, **env: str) -> Service:
+        models = {
             "RAG_EMBEDDING_MODEL": str(tiny_models["e5"]),
             "RAG_RERANKER_MODEL": str(tiny_models["reranker"]),
-            "RAG_BUNDLE_DIR": str(sample_bundle),
-            "RAG_WORKERS": "2",
-            "RAG_THREADS": "1",
         }
-        instance = start_gunicorn(tmp_path / f"gunicorn-{len(started)}", wait_ready, **{**defaults, **env})
+        instance = make_run(
+            tmp_path / f"service-{len(started)}",
+            bundle=bundle or sample_bundle,
+            env={**models, **env},
+            wait_ready=wait_ready,
+        )
         started.append(instance)
         return instance
 
     yield start
     for instance in started:
-        stop(instance.process)
+        instance.stop()

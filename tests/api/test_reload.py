@@ -9,9 +9,9 @@ from pathlib import Path
 import boto3
 import httpx
 
+from launch import Started
 from rag.artifacts import S3Location, S3Store, promote, pull_bundle, push_bundle
 from rag.index import read_manifest
-from tools import Started
 
 
 def versions_seen(url: str, n: int = 12) -> set[str]:
@@ -49,7 +49,7 @@ def test_hot_reload_swaps_under_load_and_keeps_serving_past_a_broken_version(
     pull_bundle(s3, served, channel="stable")  # what the init container does
 
     service = gunicorn(
-        RAG_BUNDLE_DIR=str(served),
+        bundle=served,
         RAG_ARTIFACTS_URI=f"s3://{bucket}/rag",
         RAG_S3_ENDPOINT_URL=s3_server,
         RAG_RELOAD_CHANNEL="stable",

@@ -7,8 +7,10 @@ import io
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,7 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tools import Gunicorn, Started, free_port, require_tool, start_prometheus, stop, wait_for
+from launch import Service, Started
+from tools import free_port, require_tool, start_prometheus, stop, wait_for
 
 QUESTIONS = [
     "When was the Eiffel Tower completed?",
@@ -49,7 +52,7 @@ def test_prometheus_reads_answers_summed_over_two_workers(gunicorn: Started, tmp
         )
     assert statuses == [200] * 40
     # both workers answered: each writes its own counter file in multiprocess mode
-    assert len([f for f in os.listdir(service.metrics_dir) if f.startswith("counter_")]) == 2
+    assert len([f for f in os.listdir(service.metrics_dir()) if f.startswith("counter_")]) == 2
     assert scrape_sum(service.url, "rag_answers_total") == 40  # any worker reports the sum
 
     with start_prometheus(tmp_path / "prometheus", [f"127.0.0.1:{service.port}"]) as prometheus:
@@ -117,7 +120,7 @@ def haproxy(tmp_path: Path):
     binary = require_tool("haproxy", "haproxy")
     processes: list[subprocess.Popen[bytes]] = []
 
-    def start(instances: dict[str, Gunicorn]) -> str:
+    def start(instances: dict[str, Service]) -> str:
         port = free_port()
         servers = "\n".join(f"    server {name} 127.0.0.1:{g.port} check" for name, g in instances.items())
         config = tmp_path / "haproxy.cfg"
@@ -140,7 +143,7 @@ def test_balancer_skips_unready_instances_and_loses_nothing_when_a_worker_dies(
     gunicorn: Started, haproxy, tmp_path: Path
 ) -> None:
     a = gunicorn()
-    broken = gunicorn(wait_ready=False, RAG_BUNDLE_DIR=str(tmp_path / "no-such-bundle"))
+    broken = gunicorn(wait_ready=False, bundle=tmp_path / "no-such-bundle")
     wait_for(f"{broken.url}/health", 200, process=broken.process)
     b = gunicorn()
     url = haproxy({"a": a, "broken": broken, "b": b})
@@ -185,7 +188,7 @@ def test_sigterm_drains_a_worker_ready_turns_503_while_answers_still_flow(gunico
 
 
 def test_schemathesis_finds_no_server_error(gunicorn: Started, tmp_path: Path) -> None:
-    service = gunicorn(RAG_WORKERS="1", RAG_ADMIN_KEY="admin", RAG_LOG_LEVEL="ERROR")
+    service = gunicorn(RAG_WORKERS="1", RAG_ADMIN_KEY="admin")
     result = subprocess.run(
         [
             str(Path(sys.executable).parent / "st"),
@@ -229,7 +232,7 @@ def test_onnx_workers_preload_before_fork_and_answer(
     assert all("rerank" in r.json()["timings_ms"] for r in responses)
 
     # a bundle that cannot load, preloaded: every worker stays up and says why it is not ready
-    broken = gunicorn(wait_ready=False, RAG_BUNDLE_DIR=str(tmp_path / "absent"), **onnx)
+    broken = gunicorn(wait_ready=False, bundle=tmp_path / "absent", **onnx)
     wait_for(f"{broken.url}/health", 200, process=broken.process)
     deadline = time.monotonic() + 30
     while (ready := httpx.get(f"{broken.url}/ready", timeout=5)).json()["status"] == "starting":
@@ -237,3 +240,45 @@ def test_onnx_workers_preload_before_fork_and_answer(
         time.sleep(0.1)
     body = ready.json()
     assert ready.status_code == 503 and body["status"] == "failed" and "absent" in body["reason"]
+
+
+def test_admission_sheds_answers_without_a_reranker_too_and_ready_stays_fast(gunicorn: Started) -> None:
+    """RAG_MAX_CONCURRENCY=4 on one worker (the settings under test): 48 clients asking at once with
+    `"rerank": false` on a server that reranks. Those answers count against the limit too (they once ran on
+    the event loop, never more than one in flight, and no request was ever shed), the rest get 429 +
+    Retry-After, nothing fails, and /ready answers in the meantime."""
+    service = gunicorn(RAG_WORKERS="1", RAG_MAX_CONCURRENCY="4")
+    stop_probing = threading.Event()
+    probes: list[float] = []
+
+    def probe() -> None:
+        while not stop_probing.is_set():
+            started = time.perf_counter()
+            httpx.get(f"{service.url}/ready", timeout=30)
+            probes.append(time.perf_counter() - started)
+            time.sleep(0.02)
+
+    def client(i: int) -> list[httpx.Response]:
+        with httpx.Client(timeout=60) as http:
+            body = {"question": f"{QUESTIONS[i % 6]} {i}", "rerank": i % 2 == 0}
+            return [
+                http.post(f"{service.url}/answer", json={**body, "question": f"{body['question']}-{j}"})
+                for j in range(6)
+            ]
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        with ThreadPoolExecutor(48) as pool:
+            responses = [r for batch in pool.map(client, range(48)) for r in batch]
+    finally:
+        stop_probing.set()
+        prober.join()
+    codes = [r.status_code for r in responses]
+    assert set(codes) <= {200, 429}, sorted(set(codes))
+    shed = [r for r in responses if r.status_code == 429]
+    assert shed and codes.count(200) > 0
+    assert all(r.headers["retry-after"] == "1" and r.json()["error_type"] == "overloaded" for r in shed)
+    assert statistics.median(probes) < 0.25, (
+        f"/ready took {statistics.median(probes):.2f} s (median) under load"
+    )

@@ -14,7 +14,8 @@ from kustomize_lite import render as kustomize
 from manifests import CI_VALUES, K8S, Obj
 from prometheus_client.parser import text_string_to_metric_families
 
-from tools import Prometheus, require_tool, start_gunicorn, start_prometheus, stop
+from launch import make_run
+from tools import Prometheus, require_tool, start_prometheus
 
 
 @pytest.fixture(scope="session")
@@ -62,24 +63,26 @@ def app_routes(settings: Any) -> dict[str, set[str]]:
 def live_service(
     tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, Path], sample_bundle: Path
 ) -> Iterator[str]:
-    """The service as the image runs it (gunicorn, Prometheus multiprocess mode), over the tiny models and
-    the sample bundle. Its own process, so its /metrics holds only its own traffic."""
-    service = start_gunicorn(
+    """`make run` over the tiny models and the sample bundle. Its own process, so its /metrics holds only its
+    own traffic."""
+    service = make_run(
         tmp_path_factory.mktemp("service"),
-        RAG_EMBEDDING_MODEL=str(tiny_models["e5"]),
-        RAG_RERANKER_MODEL=str(tiny_models["reranker"]),
-        RAG_BUNDLE_DIR=str(sample_bundle),
-        RAG_WORKERS="1",
-        RAG_THREADS="1",
-        # Reranker probabilities never fall below -1 and cosines never reach 2: a reranked question is
-        # answered, the same question with "rerank": false abstains. Both outcomes, on demand.
-        RAG_ABSTAIN_RERANK_THRESHOLD="-1",
-        RAG_ABSTAIN_THRESHOLD="2",
+        bundle=sample_bundle,
+        env={
+            "RAG_EMBEDDING_MODEL": str(tiny_models["e5"]),
+            "RAG_RERANKER_MODEL": str(tiny_models["reranker"]),
+            # One worker: the answer cache is per worker, and the traffic below needs a hit on demand.
+            "RAG_WORKERS": "1",
+            # Reranker probabilities never fall below -1 and cosines never reach 2: a reranked question is
+            # answered, the same question with "rerank": false abstains. Both outcomes, on demand.
+            "RAG_ABSTAIN_RERANK_THRESHOLD": "-1",
+            "RAG_ABSTAIN_THRESHOLD": "2",
+        },
     )
     try:
         yield service.url
     finally:
-        stop(service.process)
+        service.stop()
 
 
 @pytest.fixture(scope="session")

@@ -14,12 +14,12 @@ import pytest
 import yaml
 from helm_tool import Helm
 from manifests import CHART, RENDERINGS, Obj, of_kind
+from monitoring import as_prometheus_sees_it, dashboard_queries, load_dashboard, rule_groups
 from promql import Names, names
 
 from tools import Prometheus
 
 ALERTS_TEST = Path(__file__).parent / "alerts_test.yaml"
-DASHBOARD = CHART / "dashboards" / "rag.json"
 # Labels Prometheus and the Operator attach to every scraped series; the app does not export them.
 TARGET_LABELS = {"namespace", "job", "pod", "instance", "service", "endpoint", "container"}
 # Series Prometheus makes itself for every scrape target.
@@ -33,13 +33,6 @@ REQUIRED_PANELS = {
     "Ready pods",
     "Index version",
 }
-# Grafana's variables, replaced as Grafana would before a query reaches Prometheus.
-GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "30s", "$__range": "6h"}
-
-
-def rule_groups(objects: list[Obj]) -> list[dict[str, Any]]:
-    (rule,) = of_kind(objects, "PrometheusRule")
-    return list(rule["spec"]["groups"])
 
 
 def write_rules(objects: list[Obj], folder: Path) -> Path:
@@ -114,29 +107,9 @@ def test_rule_thresholds_come_from_values(helm: Helm, tmp_path: Path) -> None:
     assert rules["RagPodsNotReady"]["for"] == "20m"
 
 
-def dashboard_queries(dashboard: dict[str, Any]) -> list[str]:
-    queries = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
-    for variable in dashboard["templating"]["list"]:
-        if variable["type"] == "query":
-            # label_values(SELECTOR, LABEL): Grafana asks Prometheus for SELECTOR's series
-            match = re.fullmatch(
-                r"label_values\((?P<selector>.+),\s*(?P<label>\w+)\)", variable["query"]["query"]
-            )
-            assert match, variable["query"]
-            queries.append(f"group by ({match['label']}) ({match['selector']})")
-    return queries
-
-
-def as_prometheus_sees_it(query: str) -> str:
-    for variable, value in GRAFANA_VARIABLES.items():
-        query = query.replace(variable, value)
-    assert "$" not in re.sub(r'"[^"]*"', "", query), f"an unknown Grafana variable in {query!r}"
-    return query
-
-
 @pytest.fixture(scope="module")
 def dashboard() -> dict[str, Any]:
-    return dict(json.loads(DASHBOARD.read_text()))
+    return load_dashboard()
 
 
 def test_dashboard_has_the_panels_and_a_sound_layout(dashboard: dict[str, Any]) -> None:

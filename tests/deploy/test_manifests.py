@@ -5,11 +5,12 @@ shared bundle volume, disruption room, shutdown timing and the restricted Pod Se
 from __future__ import annotations
 
 import copy
+import json
 import math
-import os
 import re
-import runpy
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,6 +33,8 @@ from manifests import (
     selects,
     workload,
 )
+
+from launch import user_environment
 
 KUBE_VERSIONS = ("1.29", "1.33")
 GUNICORN_CONF = REPO / "services" / "rag" / "api" / "gunicorn_conf.py"
@@ -273,43 +276,41 @@ def test_pdb_leaves_room_for_a_disruption_and_the_rollout_moves(
     assert surge + unavailable >= 1 and unavailable == 0  # never below the wanted count while rolling
 
 
-def gunicorn_config(
-    env: dict[str, str], cpus: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> dict[str, Any]:
-    """services/rag/api/gunicorn_conf.py evaluated with the container's environment and CPU limit."""
-    import rag.config
-
-    # The config module writes RAG_THREADS, RAG_PRELOAD and TOKENIZERS_PARALLELISM into os.environ. Setting
-    # each first makes monkeypatch remember it as absent, so they are removed again after the test and do
-    # not leak into later tests (a leaked RAG_PRELOAD=false turned preload off for the serving tests).
-    written = ["RAG_THREADS", "RAG_PRELOAD", "TOKENIZERS_PARALLELISM"]
-    for variable in [v for v in os.environ if v.startswith("RAG_")] + written:
-        monkeypatch.setenv(variable, "")
-        monkeypatch.delenv(variable)
-    for variable, value in env.items():
-        monkeypatch.setenv(variable, value)
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
-    monkeypatch.setattr(rag.config, "available_cpus", lambda *_: cpus)
-    try:
-        return runpy.run_path(str(GUNICORN_CONF))
-    except SystemExit as exc:
-        pytest.fail(f"gunicorn_conf refuses this pod: {exc}")
+def gunicorn_config(env: dict[str, str], cpus: int, tmp_path: Path) -> dict[str, Any]:
+    """services/rag/api/gunicorn_conf.py evaluated in a fresh interpreter with the container's environment
+    and CPU limit (its /tmp is this test's: the config makes its metrics folder there)."""
+    program = (
+        "import json, runpy, rag.config\n"
+        f"rag.config.available_cpus = lambda *_: {cpus}\n"
+        f"c = runpy.run_path({str(GUNICORN_CONF)!r})\n"
+        "print(json.dumps({k: c[k] for k in ('workers', 'graceful_timeout', 'bind', '_threads')}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program],
+        env={**user_environment(), **env, "TMPDIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if done.returncode != 0:
+        pytest.fail(f"gunicorn_conf refuses this pod: {done.stderr[-2000:]}")
+    return dict(json.loads(done.stdout))
 
 
 def test_shutdown_outlasts_the_preStop_pause_and_gunicorns_graceful_timeout(
-    renderings: dict[str, list[Obj]], name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    renderings: dict[str, list[Obj]], name: str, tmp_path: Path
 ) -> None:
     objects = renderings[name]
     rag = server(objects)
     env = container_env(objects, server_spec(objects), rag["name"])
     cpus = math.ceil(quantity(rag["resources"]["limits"]["cpu"]))
-    config = gunicorn_config(env, cpus, monkeypatch, tmp_path)
+    config = gunicorn_config(env, cpus, tmp_path)
     (sleep, seconds) = rag["lifecycle"]["preStop"]["exec"]["command"]
     assert sleep == "sleep"
     grace = server_spec(objects)["terminationGracePeriodSeconds"]
     assert grace > int(seconds) + config["graceful_timeout"]
     # and the workers fit the CPU limit, one single-threaded worker per CPU unless set
-    assert config["workers"] * int(os.environ["RAG_THREADS"]) <= cpus
+    assert config["workers"] * config["_threads"] <= cpus
     assert config["workers"] == (int(env["RAG_WORKERS"]) or cpus)
     assert config["bind"] == f"0.0.0.0:{bind_port(env)}"
 

@@ -4,8 +4,6 @@ loopback sockets both ways. Deltas must reach the client as the model writes the
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +13,7 @@ import httpx
 import pytest
 from scripted_llm import API_KEY, ScriptedLlm
 
-from tools import GUNICORN_ARGV, free_port, stop, wait_for
+from launch import make_run
 
 QUESTION = "When was the Eiffel Tower completed?"
 
@@ -24,39 +22,24 @@ QUESTION = "When was the Eiffel Tower completed?"
 def service(
     tmp_path: Path, tiny_models: dict[str, Path], sample_bundle: Path, llm_server: ScriptedLlm
 ) -> Iterator[str]:
-    port = free_port()
-    metrics_dir = tmp_path / "metrics"
-    metrics_dir.mkdir()
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "RAG_EMBEDDING_MODEL": str(tiny_models["e5"]),
-        "RAG_RERANKER_MODEL": "",
-        "RAG_BUNDLE_DIR": str(sample_bundle),
-        "RAG_BIND": f"127.0.0.1:{port}",
-        "RAG_WORKERS": "1",
-        "RAG_THREADS": "1",
-        "RAG_ABSTAIN_THRESHOLD": "-1",
-        "RAG_LOG_LEVEL": "WARNING",
-        "RAG_GENERATION_BASE_URL": llm_server.url,  # the root: the client adds /v1
-        "RAG_GENERATION_MODEL": "scripted-model",
-        "RAG_GENERATION_API_KEY": API_KEY,
-        "RAG_GENERATION_TIMEOUT_SECONDS": "5",
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-    }
-    log = tmp_path / "gunicorn.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(GUNICORN_ARGV, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    """`make run` with generation on (the settings this test is about) over the tiny embedder."""
+    server = make_run(
+        tmp_path,
+        bundle=sample_bundle,
+        env={
+            "RAG_EMBEDDING_MODEL": str(tiny_models["e5"]),
+            "RAG_RERANKER_MODEL": "",
+            "RAG_ABSTAIN_THRESHOLD": "-1",  # the tiny embedder's cosines: always answer
+            "RAG_GENERATION_BASE_URL": llm_server.url,  # the root: the client adds /v1
+            "RAG_GENERATION_MODEL": "scripted-model",
+            "RAG_GENERATION_API_KEY": API_KEY,
+            "RAG_GENERATION_TIMEOUT_SECONDS": "5",
+        },
+    )
     try:
-        try:
-            wait_for(f"{url}/ready", timeout=90, process=process)
-        except AssertionError:
-            print(log.read_text()[-3000:])
-            raise
-        yield url
+        yield server.url
     finally:
-        stop(process)
+        server.stop()
 
 
 def timed_events(url: str, body: dict[str, Any]) -> list[tuple[float, str, dict[str, Any]]]:

@@ -8,7 +8,6 @@ shared volume, and the image in server mode serves it, read-only root filesystem
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -18,35 +17,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from containers import build_image, ensure_base_image, podman
+from containers import podman, pulled_volume, readme_pull, serving_container
 from rag.artifacts import S3Location, S3Store, promote, push_bundle
 from samples import ROOT
-from tools import free_port, wait_for
+from tools import free_port
 
 pytestmark = pytest.mark.image
-
-IMAGE = "localhost/rag:test"
-
-
-@pytest.fixture(scope="module")
-def base_image() -> str:
-    # In CI the base image is always built anew, so the debootstrap path runs the way a clean machine runs it
-    # (73 s); locally an existing one is reused.
-    return ensure_base_image(rebuild=os.environ.get("CI") == "true")
-
-
-@pytest.fixture(scope="module")
-def image(
-    base_image: str, tmp_path_factory: pytest.TempPathFactory, tiny_onnx_models: dict[str, Path]
-) -> str:
-    size = build_image(
-        IMAGE,
-        tmp_path_factory.mktemp("image-context"),
-        embedder=tiny_onnx_models["e5"],
-        reranker=tiny_onnx_models["reranker"],
-    )
-    print(f"\nimage {IMAGE}: {size / 1e6:.1f} MB (tiny models)")
-    return IMAGE
 
 
 def test_the_base_image_is_debian_bookworm_with_python_and_ca_certificates(base_image: str) -> None:
@@ -60,41 +36,16 @@ def test_the_base_image_is_debian_bookworm_with_python_and_ca_certificates(base_
 
 
 def test_init_container_pulls_then_the_server_serves_as_non_root(
-    image: str, s3_server: str, bucket: str, sample_bundle: Path, tmp_path: Path
+    image: str, s3_server: str, bucket: str, sample_bundle: Path
 ) -> None:
     s3 = S3Store(S3Location(bucket, "rag"), endpoint_url=s3_server)
     push_bundle(s3, sample_bundle, "v1")
     promote(s3, "v1", "stable")
-    volume = f"rag-artifacts-{os.getpid()}"
-    server = f"rag-server-{os.getpid()}"
-    port = free_port()
-    aws = [
-        "-e",
-        "AWS_ACCESS_KEY_ID=testing",
-        "-e",
-        "AWS_SECRET_ACCESS_KEY=testing",
-        "-e",
-        "AWS_DEFAULT_REGION=us-east-1",
-    ]
-    podman("volume", "create", volume)
-    try:
-        # init mode: the same image, `rag artifacts pull` into the shared volume
-        podman(
-            "run", "--rm", "--read-only", "--tmpfs", "/tmp", "-v", f"{volume}:/artifacts", *aws,
-            "-e", f"RAG_S3_ENDPOINT_URL={s3_server}", "--entrypoint", "rag", image,
-            "artifacts", "pull", "--uri", f"s3://{bucket}/rag", "--channel", "stable", "--dest", "/artifacts/bundle",
-        )  # fmt: skip
-        # server mode
-        started = time.monotonic()
-        podman(
-            "run", "-d", "--name", server, "--read-only", "--tmpfs", "/tmp", "-v", f"{volume}:/artifacts:ro",
-            "-e", f"RAG_BIND=127.0.0.1:{port}", "-e", "RAG_WORKERS=1", image,
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_for(f"{url}/ready", 200, timeout=120)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{podman('logs', server, check=False).stderr[-3000:]}") from None
+    started = time.monotonic()
+    with (
+        pulled_volume(image, *readme_pull(s3_server, f"s3://{bucket}/rag", "stable")) as volume,
+        serving_container(image, f"{volume}:/artifacts:ro") as (server, url),
+    ):
         print(f"\ncontainer start → /ready: {time.monotonic() - started:.2f} s")
         assert httpx.get(f"{url}/health", timeout=5).json() == {"status": "ok"}
         answer = httpx.post(
@@ -120,9 +71,18 @@ def test_init_container_pulls_then_the_server_serves_as_non_root(
         assert compiled.stdout.strip() == "True"
         size = int(podman("image", "inspect", image, "--format", "{{.Size}}").stdout.strip())
         assert size < 1_000_000_000
-    finally:
-        podman("rm", "-f", "-i", "-t", "0", server, check=False)
-        podman("volume", "rm", "-f", volume, check=False)
+
+
+def test_a_read_only_tmp_stops_the_server_with_the_reason(image: str) -> None:
+    """Without the README's `--tmpfs /tmp` (or the chart's emptyDir) Prometheus' per-worker files have nowhere
+    to go: the server refuses to start and says so, instead of serving an empty /metrics."""
+    done = podman(
+        "run", "--rm", "--read-only", "--read-only-tmpfs=false", "-e", f"RAG_BIND=127.0.0.1:{free_port()}",
+        image, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "metrics: cannot write Prometheus' per-worker files in '/tmp'" in done.stderr + done.stdout
+    assert "No usable temporary directory" in done.stderr + done.stdout  # what Python found there
 
 
 def test_dockerfile_is_hadolint_clean() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +42,7 @@ def client(pipeline: Pipeline, settings: Settings, tmp_path: Path) -> Iterator[T
         admin_key="adm",
         ingest_enabled=True,
         ingest_dir=str(tmp_path / "jobs"),
+        ingest_roots=(str(tmp_path),),
         ingest_poll_seconds=0.1,
         embedding_cache=str(tmp_path / "emb.sqlite"),
         threads=1,
@@ -140,3 +142,57 @@ def test_a_failing_job_reports_why(client: TestClient, tmp_path: Path) -> None:
     assert done["state"] == "failed" and "no documents" in done["error"]
     refused = client.post(f"/ingest/activate/{job['id']}", headers=ADMIN)
     assert refused.status_code == 409 and "only a succeeded job" in refused.json()["error"]
+
+
+def test_ingestion_reads_only_inside_its_roots(
+    client: TestClient, pipeline: Pipeline, settings: Settings, tmp_path: Path
+) -> None:
+    """The fixture's server may read under tmp_path (RAG_INGEST_ROOTS) and nowhere else: not system files,
+    not a link leading out, not a file of another type; a link inside a corpus folder is skipped."""
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    secret = outside / "secret.txt"
+    secret.write_text("The root password is hunter2.\n")
+    (tmp_path / "link-out").symlink_to(outside)
+    (tmp_path / "data.bin").write_bytes(b"\x00\x01\x02")
+    refused = {
+        "/etc/shadow": "outside the folders ingestion may read",
+        "/etc": "outside the folders ingestion may read",
+        "/": "outside the folders ingestion may read",
+        str(secret): "outside the folders ingestion may read",
+        str(tmp_path / "link-out"): "outside the folders ingestion may read",
+        str(tmp_path / "link-out" / "secret.txt"): "outside the folders ingestion may read",
+        str(tmp_path / "data.bin"): "not a supported file type",
+    }
+    for corpus, message in refused.items():
+        response = client.post("/ingest/start", json={"corpus": corpus}, headers=ADMIN)
+        assert response.status_code == 422, (corpus, response.text)
+        assert response.json()["error_type"] == "bad_corpus" and message in response.json()["error"], corpus
+
+    corpus = write_corpus(tmp_path / "docs", OTHER_CORPUS)
+    (corpus / "leak.txt").symlink_to(secret)
+    job = client.post("/ingest/start", json={"corpus": str(corpus)}, headers=ADMIN).json()
+    done = wait_done(client, job["id"])
+    assert done["state"] == "succeeded" and done["counts"]["documents"] == 2, done
+    manifest = json.loads((Path(done["bundle"]) / "manifest.json").read_text())
+    assert {"source": "leak.txt", "reason": "a link to a file outside the corpus"} in manifest["skipped"]
+    assert client.post(f"/ingest/activate/{job['id']}", headers=ADMIN).status_code == 200
+    found = client.post("/search", json={"question": "root password hunter2", "rerank": False}).json()
+    assert found["hits"] and {hit["doc_id"] for hit in found["hits"]} <= {"volcanoes.md", "rivers.md"}
+    assert "hunter2" not in json.dumps(found["hits"])
+
+    with client_for(
+        pipeline, settings, admin_key="adm", ingest_enabled=True, ingest_dir=str(tmp_path / "j2")
+    ) as no_roots:
+        off = no_roots.post("/ingest/start", json={"corpus": str(corpus)}, headers=ADMIN)
+        assert off.status_code == 422 and "RAG_INGEST_ROOTS" in off.json()["error"]
+
+
+def test_the_live_record_is_not_a_job(client: TestClient, tmp_path: Path) -> None:
+    (tmp_path / "jobs" / "live.json").write_text(json.dumps({"job_id": "20260101T000000-abcdef"}))
+    for response in (
+        client.get("/ingest/status/live", headers=ADMIN),
+        client.post("/ingest/activate/live", headers=ADMIN),
+        client.get("/ingest/status/live.json", headers=ADMIN),
+    ):
+        assert (response.status_code, response.json()["error_type"]) == (404, "job_not_found")

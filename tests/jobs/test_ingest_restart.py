@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
+from launch import Service, make_run
 from rag.cli import main
 from samples import write_corpus
-from tools import Gunicorn, start_gunicorn, stop
 
 ADMIN = {"x-admin-key": "adm"}
 
@@ -42,7 +42,7 @@ def big_corpus(folder: Path, documents: int = 3000) -> Path:
     return folder
 
 
-def poll(server: Gunicorn, job_id: str, until: tuple[str, ...], timeout: float = 180.0) -> dict[str, Any]:
+def poll(server: Service, job_id: str, until: tuple[str, ...], timeout: float = 180.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = httpx.get(f"{server.url}/ingest/status/{job_id}", headers=ADMIN, timeout=10).json()
@@ -52,7 +52,7 @@ def poll(server: Gunicorn, job_id: str, until: tuple[str, ...], timeout: float =
     raise AssertionError(f"job {job_id} never reached {until}")
 
 
-def served_by_every_worker(server: Gunicorn, corpus_id: str, timeout: float = 60.0) -> None:
+def served_by_every_worker(server: Service, corpus_id: str, timeout: float = 60.0) -> None:
     """Each request may reach either worker: 20 answers in a row with the corpus means both serve it."""
     deadline = time.monotonic() + timeout
     streak = 0
@@ -69,16 +69,14 @@ def test_restart_interrupts_a_running_job_and_keeps_the_activated_bundle(
     env = {
         "RAG_EMBEDDING_MODEL": str(tiny_models["e5"]),
         "RAG_RERANKER_MODEL": "",
-        "RAG_BUNDLE_DIR": str(sample_bundle),
-        "RAG_WORKERS": "2",
-        "RAG_THREADS": "1",
         "RAG_ADMIN_KEY": "adm",
         "RAG_INGEST_ENABLED": "true",
         "RAG_INGEST_DIR": str(tmp_path / "jobs"),
+        "RAG_INGEST_ROOTS": str(tmp_path),
         "RAG_INGEST_POLL_SECONDS": "0.2",
         "RAG_EMBEDDING_CACHE": str(tmp_path / "emb.sqlite"),
     }
-    server = start_gunicorn(tmp_path / "g0", **env)
+    server = make_run(tmp_path / "g0", bundle=sample_bundle, env=env)
     try:
         started = httpx.post(
             f"{server.url}/ingest/start", json={"corpus": str(big_corpus(tmp_path / "big"))}, headers=ADMIN
@@ -91,9 +89,9 @@ def test_restart_interrupts_a_running_job_and_keeps_the_activated_bundle(
         assert busy.status_code == 409 and job_id in busy.json()["error"]
         assert busy.json()["error_type"] == "job_conflict"  # the README's contract
     finally:
-        stop(server.process)
+        server.stop()
 
-    server = start_gunicorn(tmp_path / "g1", **env)
+    server = make_run(tmp_path / "g1", bundle=sample_bundle, env=env)
     try:
         job = httpx.get(f"{server.url}/ingest/status/{job_id}", headers=ADMIN).json()
         assert job["state"] == "failed" and job["error"].startswith("interrupted"), job
@@ -115,10 +113,12 @@ def test_restart_interrupts_a_running_job_and_keeps_the_activated_bundle(
         code = main(["ingest", "--server", server.url, "relative", "--admin-key", "adm"])
         assert code == 2 and "422" in capsys.readouterr().err
     finally:
-        stop(server.process)
+        server.stop()
 
-    server = start_gunicorn(tmp_path / "g2", **env)  # the activated bundle is served again after a restart
+    server = make_run(
+        tmp_path / "g2", bundle=sample_bundle, env=env
+    )  # the activated bundle is served again after a restart
     try:
         served_by_every_worker(server, done["corpus_id"])
     finally:
-        stop(server.process)
+        server.stop()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from rag.config import Settings
 from rag.jobs.runner import BadCorpus, JobBusy, JobRunner
 from rag.jobs.store import STALE_SECONDS, Job, JobOptions, JobStore, UnknownJob
 
@@ -74,7 +75,7 @@ def test_progress_runs_over_the_stages() -> None:
 
 
 def test_one_job_at_a_time_and_bad_corpora_are_refused(tmp_path: Path) -> None:
-    runner = JobRunner(tmp_path / "jobs")
+    runner = JobRunner(tmp_path / "jobs", Settings(ingest_roots=(tmp_path,)))
     busy = runner.store.create("/c", JobOptions())
     runner.store.update(busy.id, state="running", pid=os.getpid(), heartbeat=time.time())
     with pytest.raises(JobBusy, match=f"job {busy.id} is running"):
@@ -94,12 +95,15 @@ def test_prune_keeps_the_newest_finished_bundles_and_the_live_one(tmp_path: Path
     ids = []
     for i in range(5):
         job = Job(
-            id=f"job-{i}", state="succeeded", corpus="/c", created_at=f"2026-01-0{i + 1}T00:00:00+00:00"
+            id=f"2026010{i + 1}T000000-00000{i}",
+            state="succeeded",
+            corpus="/c",
+            created_at=f"2026-01-0{i + 1}T00:00:00+00:00",
         )
         store.write(job)
         (store.work_dir(job.id) / "bundle").mkdir(parents=True)
         ids.append(job.id)
-    (store.root / "live.json").write_text('{"job_id": "job-0", "bundle": "x"}')
-    assert sorted(runner.prune(keep=2)) == ["job-1", "job-2"]
-    assert [i for i in ids if store.work_dir(i).exists()] == ["job-0", "job-3", "job-4"]
+    (store.root / "live.json").write_text(f'{{"job_id": "{ids[0]}", "bundle": "x"}}')
+    assert sorted(runner.prune(keep=2)) == [ids[1], ids[2]]
+    assert [i for i in ids if store.work_dir(i).exists()] == [ids[0], ids[3], ids[4]]
     assert len(store.jobs()) == 5  # the records stay

@@ -1,12 +1,12 @@
 """Admission control and deadlines: a full worker says 429 at once instead of queueing without bound.
 
-Reranked requests (hundreds of ms to seconds) run on a small thread pool, so `/health`, `/ready` and
-`/metrics` answer while a reranker is busy. A request holds its slot until its computation really ends — even
-past its deadline — so a worker that is timing out requests also stops admitting new ones.
-
-Requests without a reranker take a few milliseconds and run inline on the event loop: handing them to a thread
-and back cost ~1.2 ms of a ~7 ms answer here (the hop itself, and the pipeline running slower beside the
-loop's thread; docs/BENCHMARKS.md). They hold the loop no longer than one answer, and their deadline is moot.
+Every answer and search runs on a small thread pool, whatever it computes: the event loop only admits, waits
+and replies, so `/health`, `/ready` and `/metrics` answer under any load, and every request waiting for the
+pool counts against the limit. (Answers without a reranker once ran inline on the loop to save the ~1 ms
+thread hop; then requests queued invisibly in front of the loop, the in-flight count never passed 1, and 50
+connections against a limit of 4 got no 429 while p50 grew from 22 to 522 ms.) A request holds its slot until
+its computation really ends — even past its deadline — so a worker that is timing out requests also stops
+admitting new ones.
 """
 
 from __future__ import annotations
@@ -58,9 +58,9 @@ class Admission:
             self._in_flight -= 1
         IN_FLIGHT.dec()
 
-    async def run(self, fn: Callable[[], T], *, inline: bool = False) -> T:
-        """Run `fn` (on the pool unless `inline`) within the deadline; Overloaded if no slot is free,
-        DeadlineExceeded past the deadline."""
+    async def run(self, fn: Callable[[], T]) -> T:
+        """Run `fn` on the pool within the deadline; Overloaded if no slot is free, DeadlineExceeded past the
+        deadline."""
         with self._lock:
             if self._in_flight >= self.limit:
                 raise Overloaded(
@@ -68,11 +68,6 @@ class Admission:
                 )
             self._in_flight += 1
         IN_FLIGHT.inc()
-        if inline:
-            try:
-                return fn()
-            finally:
-                self._release(Future())
         try:
             future = self._executor.submit(fn)
         except RuntimeError:  # the pool is shut down: the worker is stopping

@@ -21,9 +21,10 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_fastapi_instrumentator import Instrumentator
 
 from .. import __version__
-from ..config import RetrievalParams, Settings
+from ..config import Settings, load_settings
 from ..errors import RagError
 from ..pipeline import Answer, Pipeline
+from ..redact import remember
 from .cache import cache_key
 from .cache_stats import describe_caches
 from .errors import Forbidden, Unauthorized, install_error_handlers
@@ -71,7 +72,8 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     With `RAG_PRELOAD=true` under gunicorn (`preload_app`), this factory runs in the master before fork, so
     the bundle's arrays and the model weights are loaded once and shared copy-on-write by the workers.
     """
-    settings = settings or Settings()
+    settings = settings or load_settings()
+    remember(settings.secrets())  # also when the caller built the settings itself
     configure_logging(settings.log_level, settings.log_json)
     preload_error: RagError | None = None
     if pipeline is None and settings.preload:
@@ -151,18 +153,14 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
             params = pipeline.resolve(body.overrides())
             filters = body.pipeline_filters()
             if generation.handles(body):
-                return await generation.respond(
-                    body, request, pipeline, params, filters, state.admission, _quick(pipeline, params)
-                )
+                return await generation.respond(body, request, pipeline, params, filters, state.admission)
             key = cache_key(pipeline.corpus_id, body.question, params.model_dump(), filters)
             cached = state.cache.get(key) if state.cache.enabled else None
             if cached is not None:
                 result, age = cached
                 cache = CacheInfo(hit=True, age_seconds=round(age, 3))
             else:
-                result = await state.admission.run(
-                    lambda: pipeline.answer(body.question, params, filters), inline=_quick(pipeline, params)
-                )
+                result = await state.admission.run(lambda: pipeline.answer(body.question, params, filters))
                 cache = CacheInfo(hit=False)
                 _observe_stages(result.timings_ms)
                 if state.cache.enabled:
@@ -198,8 +196,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         params = pipeline.resolve(body.overrides())
         filters = body.pipeline_filters()
         result = await state.admission.run(
-            lambda: pipeline.search(body.question, params, filters, body.limit),
-            inline=_quick(pipeline, params),
+            lambda: pipeline.search(body.question, params, filters, body.limit)
         )
         _observe_stages(result.timings_ms)
         response = SearchResponse.model_construct(**dict(result), request_id=request.state.request_id)
@@ -235,7 +232,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
                 "load_seconds": pipeline.load_seconds,
             },
             "versions": _versions(),
-            "settings": settings.model_dump(mode="json"),
+            "settings": settings.public(),
         }
 
     @app.get("/metrics", summary="Prometheus metrics (summed over all workers)")
@@ -271,11 +268,6 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         return {"purged": state.cache.purge()}
 
     return app
-
-
-def _quick(pipeline: Pipeline, params: RetrievalParams) -> bool:
-    """No cross-encoder: a few ms, cheaper inline than through the inference pool (see admission.py)."""
-    return not (params.rerank and pipeline.reranker is not None)
 
 
 def _observe_stages(timings_ms: dict[str, float]) -> None:

@@ -22,6 +22,7 @@ from ..errors import (
 )
 from ..jobs.runner import BadCorpus, JobBusy
 from ..jobs.store import UnknownJob
+from ..redact import redact
 from .admission import DeadlineExceeded, Overloaded
 from .metrics import FAILURES
 
@@ -89,7 +90,7 @@ def error_response(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     FAILURES.labels(error_type).inc()
-    body: dict[str, Any] = {"error": message, "error_type": error_type, "request_id": request_id}
+    body: dict[str, Any] = {"error": redact(message), "error_type": error_type, "request_id": request_id}
     if detail is not None:
         body["detail"] = detail
     return JSONResponse(body, status_code=status, headers=headers)

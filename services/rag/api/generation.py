@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import Request
@@ -75,7 +75,6 @@ class GenerationRoute:
         params: RetrievalParams,
         filters: dict[str, Any] | None,
         admission: Admission,
-        inline: bool,
     ) -> Response:
         """The answer (never cached: LLM output varies, and a fallback must not outlive the outage).
 
@@ -85,10 +84,7 @@ class GenerationRoute:
         assert service is not None
         mode = self.mode(body)
 
-        def run(fn: Callable[[], Any]) -> Awaitable[Any]:
-            return admission.run(fn, inline=inline)
-
-        prepared = await service.prepare(pipeline, body.question, params, filters, mode, run)
+        prepared = await service.prepare(pipeline, body.question, params, filters, mode, admission.run)
         request_id: str = request.state.request_id
         if body.stream:
             return StreamingResponse(

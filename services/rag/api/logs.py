@@ -1,4 +1,5 @@
-"""JSON log lines: one object per line, with the request id and any `extra=` fields a call passes."""
+"""JSON log lines: one object per line, with the request id and any `extra=` fields a call passes; secrets and
+URL credentials masked (rag.redact)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import json
 import logging
 import time
 from typing import Any
+
+from ..redact import redact
 
 __all__ = ["JsonFormatter", "configure_logging"]
 
@@ -24,7 +27,12 @@ class JsonFormatter(logging.Formatter):
         out.update({key: value for key, value in vars(record).items() if key not in _STANDARD})
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str, ensure_ascii=False)
+        return redact(json.dumps(out, default=str, ensure_ascii=False))
+
+
+class PlainFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 def configure_logging(level: str, json_lines: bool) -> None:
@@ -35,7 +43,7 @@ def configure_logging(level: str, json_lines: bool) -> None:
         return
     handler = logging.StreamHandler()
     handler.setFormatter(
-        JsonFormatter() if json_lines else logging.Formatter("%(levelname)s %(name)s %(message)s")
+        JsonFormatter() if json_lines else PlainFormatter("%(levelname)s %(name)s %(message)s")
     )
     handler._rag = True  # type: ignore[attr-defined]
     logger.addHandler(handler)

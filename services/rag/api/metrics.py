@@ -7,6 +7,7 @@ Under gunicorn the workers are separate processes: prometheus_client's multiproc
 
 from __future__ import annotations
 
+import glob
 import os
 
 from prometheus_client import (
@@ -37,6 +38,7 @@ __all__ = [
     "STAGE_SECONDS",
     "multiprocess_dir",
     "render",
+    "require_shared_storage",
 ]
 
 
@@ -59,11 +61,12 @@ FAILURES = Counter("rag_request_failures_total", "Requests that ended in an erro
 IN_FLIGHT = Gauge(
     "rag_in_flight_requests", "Requests admitted and not yet answered", multiprocess_mode="livesum"
 )
+# live*: a dead or recycled worker's values leave the sum (it may have served a version since replaced).
 INDEX_INFO = Gauge(
     "rag_index_info",
     "The bundle being served (value 1)",
     ["version", "corpus_id", "embedding_model"],
-    multiprocess_mode="max",
+    multiprocess_mode="livemax",
 )
 # The served bundle's build time, for an "index older than N days" alert. livemax: the master (preload) and
 # dead workers must not pull the value to 0 or keep a replaced bundle's time.
@@ -73,7 +76,7 @@ INDEX_CREATED = Gauge(
     multiprocess_mode="livemax",
 )
 MODEL_LOAD_SECONDS = Gauge(
-    "rag_model_load_seconds", "Time to load each part at startup", ["part"], multiprocess_mode="max"
+    "rag_model_load_seconds", "Time to load each part at startup", ["part"], multiprocess_mode="livemax"
 )
 READY = Gauge("rag_ready", "1 when the worker is ready to serve", multiprocess_mode="livesum")
 RELOADS = Counter("rag_reloads_total", "Hot reloads of a new bundle version, by result", ["result"])
@@ -98,6 +101,23 @@ GENERATION_FALLBACKS = Counter(
 
 def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def require_shared_storage() -> None:
+    """Raise unless this process's metric values go to files in the multiprocess directory.
+
+    prometheus_client chooses in-memory or file storage once, when it is first imported; imported before
+    PROMETHEUS_MULTIPROC_DIR was set, a gunicorn worker keeps its values to itself and every scrape is empty.
+    """
+    folder = multiprocess_dir()
+    if folder is None:
+        raise RuntimeError("metrics: PROMETHEUS_MULTIPROC_DIR is not set in this worker")
+    IN_FLIGHT.inc(0)  # the first write in a forked process opens that process's own file
+    if not glob.glob(os.path.join(folder, f"*_{os.getpid()}.db")):
+        raise RuntimeError(
+            f"metrics: this worker's values are kept in memory, not in {folder}: prometheus_client was "
+            "imported before PROMETHEUS_MULTIPROC_DIR was set, so /metrics would be empty"
+        )
 
 
 def render() -> bytes:

@@ -17,6 +17,7 @@ from ..artifacts.pull import read_artifact_info
 from ..config import Settings
 from ..errors import RagError
 from ..pipeline import Pipeline
+from ..redact import redact
 from .admission import Admission
 from .cache import AnswerCache
 from .errors import NotReady
@@ -80,7 +81,7 @@ class ServiceState:
             self._fail(f"{type(exc).__name__}: {exc}", "internal")
 
     def _fail(self, reason: str, error_type: str) -> None:
-        self.phase, self.reason, self.error_type = "failed", reason, error_type
+        self.phase, self.reason, self.error_type = "failed", redact(reason), error_type
         log.error("not ready: %s", reason, extra={"error_type": error_type})
 
     def install(self, pipeline: Pipeline, version: str | None = None) -> None:

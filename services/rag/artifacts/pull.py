@@ -22,13 +22,11 @@ from pydantic import BaseModel
 from ..errors import BundleCorrupt, RagError
 from ..files import sha256_file, staged_dir, write_json_atomic
 from ..index import parse_manifest, verify_bundle
-from ..index.manifest import MANIFEST_NAME
+from ..index.manifest import ARTIFACT_INFO, MANIFEST_NAME
 from .registry import checked_version, read_channel, read_version_manifest
 from .store import S3Store
 
 __all__ = ["ARTIFACT_INFO", "ArtifactInfo", "PullResult", "pull_bundle", "read_artifact_info"]
-
-ARTIFACT_INFO = "artifact.json"  # beside the manifest; not listed in it (it says where the bundle came from)
 
 
 class ArtifactInfo(BaseModel):

@@ -11,6 +11,7 @@ Files are read in sorted path order so the same folder always yields the same co
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -154,34 +155,62 @@ def _jsonl_documents(path: Path, source: str, report: LoadReport) -> Iterator[Do
         )
 
 
-def _files(root: Path) -> list[Path]:
+def _files(root: Path, report: LoadReport, confined: bool) -> list[Path]:
+    """The corpus files under `root`, sorted. Unreadable folders and files of other types are passed over
+    (said in the report); `confined`, a file whose real path leaves the corpus (a symbolic link out of it) is
+    skipped too, so a corpus folder cannot pull in files from elsewhere on the machine."""
     if root.is_file():
+        if confined and root.suffix.lower() not in SUPPORTED_SUFFIXES:
+            raise CorpusError(f"{root.name}: not a supported file type ({', '.join(SUPPORTED_SUFFIXES)})")
         return [root]
-    return sorted(
-        p
-        for p in root.rglob("*")
-        if p.is_file()
-        and p.suffix.lower() in SUPPORTED_SUFFIXES
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
+    real_root = root.resolve()
+    found = []
+
+    def unreadable(exc: OSError) -> None:
+        where = Path(exc.filename).relative_to(root).as_posix() if exc.filename else "?"
+        report.skip(where, f"cannot be read ({exc.strerror or exc})")
+
+    for folder, subfolders, names in os.walk(root, onerror=unreadable):  # linked folders: not followed
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        for name in names:
+            path = Path(folder) / name
+            if name.startswith(".") or path.suffix.lower() not in SUPPORTED_SUFFIXES:
+                continue
+            if confined and not path.resolve().is_relative_to(real_root):
+                report.skip(path.relative_to(root).as_posix(), "a link to a file outside the corpus")
+                continue
+            if path.is_file():
+                found.append(path)
+    return sorted(found)
 
 
 def load_corpus(
-    root: str | Path, *, max_document_chars: int = 10_000_000
+    root: str | Path, *, max_document_chars: int = 10_000_000, confined: bool = False
 ) -> tuple[list[Document], LoadReport]:
-    """Documents of a corpus folder or file, and a report of what was skipped or repaired."""
+    """Documents of a corpus folder or file, and a report of what was skipped or repaired.
+
+    `confined` is for corpora named by someone other than the machine's user (ingestion jobs): only the
+    supported file types, and nothing a symbolic link leads to outside the corpus. `rag build` reads what its
+    user points it at, links included, and says what it skipped.
+    """
     root = Path(root)
     if not root.exists():
         raise CorpusError(f"corpus not found: {root}")
     report = LoadReport()
     documents: dict[str, Document] = {}
     base = root if root.is_dir() else root.parent
-    for path in _files(root):
+    for path in _files(root, report, confined):
         source = path.relative_to(base).as_posix()
-        if path.stat().st_size == 0:
+        try:
+            empty = path.stat().st_size == 0
+            parsed = list(_file_documents(path, source, report))
+        except OSError as exc:
+            report.skip(source, f"cannot be read ({exc.strerror or exc})")
+            continue
+        if empty:
             report.skip(source, "empty file")
             continue
-        for doc in _file_documents(path, source, report):
+        for doc in parsed:
             if not doc.text.strip():
                 report.skip(f"{source} ({doc.id})", "no text")
                 continue

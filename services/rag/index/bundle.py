@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,9 @@ from ..errors import BundleCorrupt, BundleNotFound, BundleVersionError, QueryErr
 from ..files import sha256_file, write_json_atomic
 from .dense import DenseIndex
 from .lexical import Bm25Index, Bm25Params
-from .manifest import FORMAT_VERSION, MANIFEST_NAME, Evaluation, Manifest, manifest_json
+from .manifest import ARTIFACT_INFO, FORMAT_VERSION, MANIFEST_NAME, Evaluation, Manifest, manifest_json
 from .store import read_store
+from .validate import check_files, check_segmentation, check_vectors
 from .writer import BM25_DIR, DENSE_FILE, SENTENCE_VECTORS_FILE, STORE_FILE
 
 __all__ = ["Bundle", "parse_manifest", "read_manifest", "record_evaluation", "verify_bundle"]
@@ -51,8 +53,10 @@ def parse_manifest(data: bytes, where: str) -> Manifest:
 
 
 def verify_bundle(path: str | Path, manifest: Manifest) -> None:
-    """Every file the manifest lists exists with its SHA-256; the first difference is named."""
+    """Every file the manifest lists exists with its SHA-256, and the bundle holds nothing else (but the
+    manifest and the pull's artifact.json) and no link out of it; the first difference is named."""
     path = Path(path)
+    check_files(path, set(manifest.checked_paths()), {MANIFEST_NAME, ARTIFACT_INFO})
     for name in manifest.checked_paths():
         file = path / name
         if not file.is_file():
@@ -119,18 +123,26 @@ class Bundle:
         manifest = read_manifest(path)
         if verify:
             verify_bundle(path, manifest)
+        # Every array is checked (validate.py) before scipy, FAISS or an index into it can trust it.
         try:
             documents, seg = read_store(path / STORE_FILE)
-            lexical = Bm25Index(path / BM25_DIR, seg.unit_doc, bm25 or Bm25Params())
+            check_segmentation(seg, documents, manifest.counts)
+            lexical = Bm25Index(path / BM25_DIR, seg.unit_doc, bm25 or Bm25Params(), n_docs=len(documents))
             dense = DenseIndex(path / DENSE_FILE, ef_search=ef_search, threads=threads)
+            if dense.size != seg.n_units or dense.dim != manifest.embedding_model.dim:
+                raise BundleCorrupt(
+                    f"{DENSE_FILE}: {dense.size} vectors of {dense.dim} dimensions, expected {seg.n_units} "
+                    f"of {manifest.embedding_model.dim}"
+                )
             vectors_file = path / SENTENCE_VECTORS_FILE
             sentence_vectors = (
                 np.load(vectors_file, allow_pickle=False) if vectors_file.exists() else dense.vectors()
             )
-        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            check_vectors(SENTENCE_VECTORS_FILE, sentence_vectors, seg.n_sentences, dense.dim)
+        except BundleCorrupt as exc:
+            raise BundleCorrupt(f"{path}: {exc}") from None
+        except (OSError, ValueError, RuntimeError, KeyError, sqlite3.Error) as exc:
             raise BundleCorrupt(f"{path}: cannot load ({type(exc).__name__}: {exc})") from None
-        if dense.size != seg.n_units or len(sentence_vectors) != seg.n_sentences:
-            raise BundleCorrupt(f"{path}: index sizes disagree with the store")
         return cls(path, manifest, documents, seg, lexical, dense, sentence_vectors)
 
     @staticmethod

@@ -16,6 +16,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..config import Bm25Params
+from ..errors import BundleCorrupt
+from .validate import check_csr
 
 __all__ = ["Bm25Index", "Bm25Params", "Tokenizer", "write_bm25"]
 
@@ -138,15 +140,24 @@ def _load_csr(folder: Path, name: str, shape: tuple[int, int]) -> sp.csr_matrix:
     def arr(part: str) -> np.ndarray:
         return np.load(folder / f"{name}_{part}.npy", allow_pickle=False)
 
-    return sp.csr_matrix((arr("data"), arr("indices"), arr("indptr")), shape=shape)
+    data, indices, indptr = arr("data"), arr("indices"), arr("indptr")
+    check_csr(f"{folder.name}/{name}_*.npy", data, indices, indptr, shape)
+    return sp.csr_matrix((data, indices, indptr), shape=shape)
 
 
 class Bm25Index:
     """Scores every unit for a query (so filters apply before top-k, never after truncation)."""
 
-    def __init__(self, folder: Path, unit_doc: np.ndarray, params: Bm25Params) -> None:
+    def __init__(
+        self, folder: Path, unit_doc: np.ndarray, params: Bm25Params, n_docs: int | None = None
+    ) -> None:
         meta: dict[str, Any] = json.loads((folder / "params.json").read_text())
         terms: list[str] = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+        if meta["n_units"] != len(unit_doc) or (n_docs is not None and meta["n_docs"] != n_docs):
+            raise BundleCorrupt(
+                f"{folder.name}/params.json: {meta['n_units']} units and {meta['n_docs']} documents, the store "
+                f"has {len(unit_doc)} and {n_docs}"
+            )
         self.vocab = {term: i for i, term in enumerate(terms)}
         self.tokenizer = Tokenizer(meta["stemmer"])
         self.params = params

@@ -22,6 +22,7 @@ __all__ = [
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
+ARTIFACT_INFO = "artifact.json"  # written by `rag artifacts pull` beside the manifest, not listed in it
 
 
 class FileEntry(BaseModel):

@@ -21,8 +21,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from ..config import Settings
+from ..config import Settings, load_settings
 from ..errors import RagError
+from ..redact import redact
+from .runner import check_corpus
 from .store import JobStore, utc_now
 
 __all__ = ["main"]
@@ -38,8 +40,11 @@ class Interrupted(Exception):
 
 
 def _fetch_corpus(corpus: str, settings: Settings, dest: Path) -> Path:
-    if not corpus.startswith("s3://"):
-        return Path(corpus)
+    """The corpus as a local folder: the path checked again here (links may have changed since the job was
+    started), or the S3 prefix downloaded into `dest`."""
+    resolved = check_corpus(corpus, settings.ingest_roots)
+    if resolved is not None:
+        return resolved
     from ..artifacts import S3Location, S3Store, download_prefix
 
     store = S3Store(
@@ -90,11 +95,11 @@ def run(store: JobStore, job_id: str) -> None:
 
     try:
         overrides = {k: v for k, v in job.options.model_dump().items() if v is not None}
-        settings = Settings(**overrides)
+        settings = load_settings(**overrides)
         work = store.work_dir(job_id)
         corpus = _fetch_corpus(job.corpus, settings, work / "corpus")
         config = settings.build_config()
-        documents, report = load_corpus(corpus, max_document_chars=config.max_document_chars)
+        documents, report = load_corpus(corpus, max_document_chars=config.max_document_chars, confined=True)
         embedder = load_embedder(settings)
         result = build_bundle(
             documents,
@@ -132,11 +137,11 @@ def run(store: JobStore, job_id: str) -> None:
         )
     except RagError as exc:
         finished.set()
-        update(state="failed", finished_at=utc_now(), error=f"{exc.error_type}: {exc}")
+        update(state="failed", finished_at=utc_now(), error=redact(f"{exc.error_type}: {exc}"))
     except Exception as exc:  # the record must say why, whatever broke
         finished.set()
         traceback.print_exc()
-        update(state="failed", finished_at=utc_now(), error=f"internal: {type(exc).__name__}: {exc}")
+        update(state="failed", finished_at=utc_now(), error=redact(f"internal: {type(exc).__name__}: {exc}"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import SecretStr
 
 from ..config import Settings
+from ..corpus import SUPPORTED_SUFFIXES
 from ..errors import RagError
 from .store import ACTIVE, LIVE_FILE, Job, JobOptions, JobStore
 
-__all__ = ["KEEP_BUNDLES", "BadCorpus", "JobBusy", "JobRunner", "live_job_id"]
+__all__ = ["KEEP_BUNDLES", "BadCorpus", "JobBusy", "JobRunner", "check_corpus", "live_job_id"]
 
 KEEP_BUNDLES = 3  # finished jobs whose bundles are kept (besides the live one); older ones are deleted
 
@@ -61,7 +64,7 @@ class JobRunner:
 
     def start(self, corpus: str, options: JobOptions) -> Job:
         """Queue a job and start its build process; JobBusy while another job is active on this node."""
-        _check_corpus(corpus)
+        check_corpus(corpus, self.settings.ingest_roots if self.settings else ())
         with self.store.lock():
             active = self.store.active()
             if active:
@@ -135,17 +138,38 @@ def _environment(settings: Settings | None) -> dict[str, str]:
             continue
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
+        if isinstance(value, tuple | list):
+            value = ",".join(str(item) for item in value)
         env[f"RAG_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
     return env
 
 
-def _check_corpus(corpus: str) -> None:
+# S3's bucket naming rules: a name that breaks them can never be read, so it fails at once, not after retries.
+_BUCKET = re.compile(r"^(?!xn--|sthree-)(?!.*\.\.)(?!\d+\.\d+\.\d+\.\d+$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def check_corpus(corpus: str, roots: Sequence[Path]) -> Path | None:
+    """BadCorpus unless the server may read `corpus`: s3://bucket/prefix with a valid bucket name, or a local
+    path whose real location (links resolved) is inside one of `roots` (RAG_INGEST_ROOTS). The resolved local
+    path, or None for S3."""
     if corpus.startswith("s3://"):
-        if not corpus[5:].split("/", 1)[0]:
-            raise BadCorpus(f"not an S3 location (s3://bucket/prefix): {corpus!r}")
-        return
+        bucket = corpus[5:].split("/", 1)[0]
+        if not _BUCKET.match(bucket):
+            raise BadCorpus(f"not a valid S3 bucket name: {bucket!r} (s3://bucket/prefix)")
+        return None
     path = Path(corpus)
     if not path.is_absolute():
         raise BadCorpus("give the corpus as an absolute path on the server, or s3://bucket/prefix")
-    if not path.exists():
+    if not roots:
+        raise BadCorpus(
+            "local corpora are off on this server: RAG_INGEST_ROOTS names the folders ingestion may read "
+            "(or give s3://bucket/prefix)"
+        )
+    resolved = path.resolve()
+    if not any(resolved.is_relative_to(root.resolve()) for root in roots):
+        raise BadCorpus(f"{corpus} is outside the folders ingestion may read (RAG_INGEST_ROOTS)")
+    if not resolved.exists():
         raise BadCorpus(f"corpus not found on the server: {corpus}")
+    if resolved.is_file() and resolved.suffix.lower() not in SUPPORTED_SUFFIXES:
+        raise BadCorpus(f"{corpus}: not a supported file type ({', '.join(SUPPORTED_SUFFIXES)})")
+    return resolved

@@ -42,7 +42,7 @@ JobState = Literal["queued", "running", "succeeded", "failed"]
 ACTIVE: tuple[JobState, ...] = ("queued", "running")
 LIVE_FILE = "live.json"  # which job's bundle the workers should serve (written by activation)
 STALE_SECONDS = 30.0  # a build process that has not beaten its heart for this long is taken for dead
-_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z-]{0,63}$")
+_ID = re.compile(r"^\d{8}T\d{6}-[0-9a-f]{6}$")  # exactly what new_job_id makes: never a path or live.json
 # Share of the whole job each stage stands for in `progress` (embedding dominates a cold build).
 _STAGE_SPAN = {"load": (0.0, 0.05), "segment": (0.05, 0.1), "embed": (0.1, 0.9), "index": (0.9, 1.0)}
 

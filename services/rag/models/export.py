@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..config import Settings
+from ..config import Settings, load_settings
 from ..errors import ModelError, RagError
 from ..files import sha256_file, staged_dir
 from .base import default_max_length, known_prefixes, weights_fingerprint
@@ -309,7 +309,7 @@ def export_model(
         from optimum.exporters.onnx import main_export  # noqa: F401
     except ImportError as exc:
         raise ModelError(f"export needs the export extra: pip install 'rag[torch,export]' ({exc})") from None
-    found_name, folder_name = model_folder(source, revision, settings or Settings())
+    found_name, folder_name = model_folder(source, revision, settings or load_settings())
     name = name or found_name
     folder = Path(folder_name)
     kind = kind or detect_kind(folder)

@@ -1,0 +1,72 @@
+"""The gunicorn worker the service runs (`worker_class` in gunicorn_conf): uvicorn's, speaking HTTP/1.1
+through h11 with the bounds uvicorn leaves open.
+
+- Header size: h11 refuses (400) a request whose line and headers pass `RAG_MAX_HEADER_BYTES`; uvicorn's
+  default httptools parser accepted a 64 MB header before any authentication looked at it.
+- Header deadline: a request's headers must arrive within `RAG_HEADER_TIMEOUT_SECONDS` of its first byte (or
+  of the connection opening), else the connection is closed. uvicorn arms its keep-alive timer only after a
+  first response, so a connection that never finished its headers, or never sent any, was held forever.
+- The header count is bounded by the app (middleware.py: 431), where the request is already parsed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn_worker import UvicornWorker
+
+from ..config import load_settings
+
+__all__ = ["BoundedH11Protocol", "RagWorker"]
+
+
+class BoundedH11Protocol(H11Protocol):
+    header_timeout: float = 10.0  # set by RagWorker from the settings
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._header_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if self._header_deadline is None and self.conn.their_state is h11.IDLE:
+            self._arm()  # the first bytes of the next request on a kept-alive connection
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:
+            self._disarm()  # its headers are in
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+
+    def _disarm(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_deadline = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.close()
+
+
+class RagWorker(UvicornWorker):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        settings = load_settings()
+        BoundedH11Protocol.header_timeout = settings.header_timeout_seconds
+        self.CONFIG_KWARGS = {
+            **UvicornWorker.CONFIG_KWARGS,
+            "http": BoundedH11Protocol,
+            "h11_max_incomplete_event_size": settings.max_header_bytes,
+        }
+        super().__init__(*args, **kwargs)
