@@ -118,7 +118,12 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     generation = GenerationRoute(settings)  # without RAG_GENERATION_BASE_URL it never loads the LLM client
     install_error_handlers(app)
     Instrumentator(excluded_handlers=["/metrics", "/health", "/ready"]).instrument(app)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_headers=settings.max_headers,
+        draining=lambda: state.draining,
+    )
 
     async def api_key(request: Request) -> None:
         if settings.api_key is None:

@@ -89,7 +89,7 @@ if _values is not None and _values.ValueClass is _values.MutexValue:
 
 bind = _settings.bind
 workers = _workers
-worker_class = "uvicorn_worker.UvicornWorker"
+worker_class = "rag.api.worker.RagWorker"  # uvicorn's, with bounded headers and a header deadline
 keepalive = 75
 timeout = int(_settings.request_timeout_seconds + 30)
 graceful_timeout = int(_settings.drain_seconds + _settings.request_timeout_seconds + 5)

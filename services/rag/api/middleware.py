@@ -1,4 +1,5 @@
-"""Pure-ASGI middleware (cheaper than BaseHTTPMiddleware): request id, body-size cap, one JSON access-log line."""
+"""Pure-ASGI middleware (cheaper than BaseHTTPMiddleware): request id, header-count and body-size caps,
+`Connection: close` while draining, one JSON access-log line."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,9 +24,13 @@ _QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, max_headers: int, draining: Callable[[], bool]
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_headers = max_headers
+        self.draining = draining
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -42,14 +48,28 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                extra = [(b"x-request-id", request_id.encode())]
+                if self.draining():
+                    # A client (or balancer) reusing this connection would meet the shutdown's close: tell
+                    # it to open a new one, which the balancer sends to a pod that is not draining.
+                    extra.append((b"connection", b"close"))
+                message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
-        body_ok, receive = await self._bounded(headers, receive)
-        if body_ok:
-            await self.app(scope, receive, send_with_id)
+        if len(scope["headers"]) > self.max_headers:
+            await self._reject(
+                send_with_id, request_id, 431, "too_many_headers", f"more than {self.max_headers} headers"
+            )
+        elif (bounded := await self._bounded(headers, receive))[0]:
+            await self.app(scope, bounded[1], send_with_id)
         else:
-            await self._too_large(send_with_id, request_id)
+            await self._reject(
+                send_with_id,
+                request_id,
+                413,
+                "payload_too_large",
+                f"the request body is larger than {self.max_body_bytes} bytes",
+            )
 
         path = scope.get("path", "")
         if path not in _QUIET_PATHS or status >= 400:
@@ -89,17 +109,12 @@ class RequestContextMiddleware:
                     [{"type": "http.request", "body": b"".join(chunks), "more_body": False}], receive
                 )
 
-    async def _too_large(self, send: Send, request_id: str) -> None:
-        FAILURES.labels("payload_too_large").inc()
-        body = json.dumps(
-            {
-                "error": f"the request body is larger than {self.max_body_bytes} bytes",
-                "error_type": "payload_too_large",
-                "request_id": request_id,
-            }
-        ).encode()
+    @staticmethod
+    async def _reject(send: Send, request_id: str, status: int, error_type: str, message: str) -> None:
+        FAILURES.labels(error_type).inc()
+        body = json.dumps({"error": message, "error_type": error_type, "request_id": request_id}).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
 
