@@ -110,10 +110,6 @@ class ServiceState:
             },
         )
 
-    def start_draining(self) -> None:
-        self.draining = True
-        READY.set(0)
-
     def stop(self) -> None:
         READY.set(0)
         self.admission.shutdown()
@@ -152,12 +148,13 @@ class ServiceState:
         """On SIGTERM: /ready turns 503 at once, and the server's own shutdown starts `drain_seconds` later.
 
         That gap lets a load balancer's health check take the instance out of rotation before it stops
-        accepting connections. A second SIGTERM stops at once.
+        accepting connections. A second SIGTERM stops at once. Call it on the event loop's thread.
         """
         seconds = self.settings.drain_seconds
         if seconds <= 0 or threading.current_thread() is not threading.main_thread():
             return
         previous = signal.getsignal(signal.SIGTERM)
+        loop = asyncio.get_running_loop()
 
         def forward(signum: int, frame: FrameType | None) -> None:
             if callable(previous):
@@ -166,15 +163,22 @@ class ServiceState:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.raise_signal(signal.SIGTERM)
 
-        def on_sigterm(signum: int, frame: FrameType | None) -> None:
-            if self.draining:
-                forward(signum, frame)
-                return
-            self.start_draining()
+        def drain(signum: int, frame: FrameType | None) -> None:
+            READY.set(0)
             log.info("SIGTERM: draining", extra={"drain_seconds": seconds})
             timer = threading.Timer(seconds, forward, args=(signum, frame))
             timer.daemon = True
             timer.start()
+
+        def on_sigterm(signum: int, frame: FrameType | None) -> None:
+            if self.draining:
+                forward(signum, frame)
+                return
+            # Only a plain assignment here. The handler runs between two bytecodes of the main thread, which
+            # may hold a lock (a metric's, logging's) that the rest needs: taking it here deadlocked the
+            # worker (its loop never answered again). The event loop does the rest, lock-free to schedule.
+            self.draining = True
+            loop.call_soon_threadsafe(drain, signum, frame)
 
         signal.signal(signal.SIGTERM, on_sigterm)
 
