@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -44,3 +45,28 @@ def answering_pipeline(bundle: Path, embedder: Any, reranker: Any, settings: Any
         update={"abstain_threshold": -1.0, "abstain_rerank_threshold": 0.0}
     )
     return Pipeline(Bundle.load(bundle), embedder, reranker, params)
+
+
+def big_corpus(folder: Path, documents: int = 3000) -> Path:
+    """A JSONL corpus large enough that an ingestion job is still running seconds after it starts."""
+    folder.mkdir(parents=True)
+    words = [
+        "cell",
+        "protein",
+        "gene",
+        "tumour",
+        "patients",
+        "trial",
+        "dose",
+        "vaccine",
+        "immune",
+        "receptor",
+        "mouse",
+        "pathway",
+        "cohort",
+    ]
+    with (folder / "docs.jsonl").open("w") as handle:
+        for i in range(documents):
+            text = " ".join(f"{words[(i + j) % len(words)]} {j}." for j in range(40))
+            handle.write(json.dumps({"id": f"d{i}", "title": f"doc {i}", "text": text}) + "\n")
+    return folder

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from rag.api import create_app
 from rag.config import Settings
 from rag.index import Bundle
 from rag.pipeline import Pipeline
-from samples import write_corpus
+from samples import big_corpus, write_corpus
 
 ADMIN = {"x-admin-key": "adm"}
 OTHER_CORPUS = {
@@ -196,3 +197,48 @@ def test_the_live_record_is_not_a_job(client: TestClient, tmp_path: Path) -> Non
         client.get("/ingest/status/live.json", headers=ADMIN),
     ):
         assert (response.status_code, response.json()["error_type"]) == (404, "job_not_found")
+
+
+def test_an_s3_corpus_that_cannot_be_read_fails_at_once_saying_why(
+    pipeline: Pipeline, settings: Settings, tmp_path: Path, s3_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No credentials anywhere (and no instance metadata to ask): the job fails in seconds, not after the
+    300 s artifact deadline, and an invalid bucket name is refused before a job exists."""
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    with client_for(
+        pipeline,
+        settings,
+        admin_key="adm",
+        ingest_enabled=True,
+        ingest_dir=str(tmp_path / "jobs"),
+        s3_endpoint_url=s3_server,
+    ) as c:
+        invalid = c.post("/ingest/start", json={"corpus": "s3://Not_A_Bucket/docs"}, headers=ADMIN)
+        assert invalid.status_code == 422 and "not a valid S3 bucket name" in invalid.json()["error"]
+        started = time.monotonic()
+        job = c.post("/ingest/start", json={"corpus": "s3://rag-corpus/docs"}, headers=ADMIN).json()
+        done = wait_done(c, job["id"], timeout=60)
+        assert time.monotonic() - started < 30
+        assert done["state"] == "failed" and "Unable to locate credentials" in done["error"], done
+
+
+def test_a_running_job_can_be_cancelled(client: TestClient, tmp_path: Path) -> None:
+    job = client.post(
+        "/ingest/start", json={"corpus": str(big_corpus(tmp_path / "big"))}, headers=ADMIN
+    ).json()
+    deadline = time.monotonic() + 60
+    while client.get(f"/ingest/status/{job['id']}", headers=ADMIN).json()["state"] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    cancelled = client.post(f"/ingest/cancel/{job['id']}", headers=ADMIN)
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["state"] == "failed" and cancelled.json()["error"].startswith("cancelled")
+    again = client.post(f"/ingest/cancel/{job['id']}", headers=ADMIN)
+    assert (again.status_code, again.json()["error_type"]) == (409, "job_conflict")
+    assert client.post("/ingest/cancel/20260101T000000-abcdef", headers=ADMIN).status_code == 404
+    small = write_corpus(tmp_path / "small", OTHER_CORPUS)  # the node is free again
+    assert client.post("/ingest/start", json={"corpus": str(small)}, headers=ADMIN).status_code == 202

@@ -3,7 +3,6 @@ a running job is interrupted and ends as failed with the reason; an activated bu
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -13,33 +12,9 @@ import pytest
 
 from launch import Service, make_run
 from rag.cli import main
-from samples import write_corpus
+from samples import big_corpus, write_corpus
 
 ADMIN = {"x-admin-key": "adm"}
-
-
-def big_corpus(folder: Path, documents: int = 3000) -> Path:
-    folder.mkdir(parents=True)
-    words = [
-        "cell",
-        "protein",
-        "gene",
-        "tumour",
-        "patients",
-        "trial",
-        "dose",
-        "vaccine",
-        "immune",
-        "receptor",
-        "mouse",
-        "pathway",
-        "cohort",
-    ]
-    with (folder / "docs.jsonl").open("w") as handle:
-        for i in range(documents):
-            text = " ".join(f"{words[(i + j) % len(words)]} {j}." for j in range(40))
-            handle.write(json.dumps({"id": f"d{i}", "title": f"doc {i}", "text": text}) + "\n")
-    return folder
 
 
 def poll(server: Service, job_id: str, until: tuple[str, ...], timeout: float = 180.0) -> dict[str, Any]:

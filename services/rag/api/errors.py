@@ -20,7 +20,7 @@ from ..errors import (
     RagError,
     StorageUnavailable,
 )
-from ..jobs.runner import BadCorpus, JobBusy
+from ..jobs.runner import BadCorpus, JobBusy, JobNotActive
 from ..jobs.store import UnknownJob
 from ..redact import redact
 from .admission import DeadlineExceeded, Overloaded
@@ -64,6 +64,7 @@ _STATUS: list[tuple[type[RagError], int]] = [
     (ArtifactError, 502),
     (UnknownJob, 404),
     (JobBusy, 409),
+    (JobNotActive, 409),
     (BadCorpus, 422),
 ]
 

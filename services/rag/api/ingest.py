@@ -4,6 +4,8 @@
   queued or running on this node (one at a time), 422 for a corpus the server cannot read.
 - `GET /ingest/status/{id}` → the job: state, stage, done/total, progress 0..1, counts, error.
 - `GET /ingest/list` → every job, newest first.
+- `POST /ingest/cancel/{id}` → stop a queued or running job (any worker can: it signals the build process);
+  the job ends as failed, `error` saying it was cancelled. 409 for a finished job.
 - `POST /ingest/activate/{id}` → serve the job's bundle. The worker that gets the request loads and warms it
   beside the current one and swaps between requests (the hot-reload swap path, `reload.load_beside`), and
   only then records it in `<ingest_dir>/live.json`; every other worker follows within
@@ -196,6 +198,17 @@ def install_ingest(
         runner = service.require()
         jobs = await service._call(lambda: [runner.store.settle(j) for j in runner.store.jobs()])
         return JobList(jobs=jobs)
+
+    @app.post(
+        "/ingest/cancel/{job_id}",
+        response_model=Job,
+        dependencies=guarded,
+        summary="Stop a queued or running job (it ends as failed: cancelled)",
+    )
+    async def ingest_cancel(job_id: str) -> Job:
+        runner = service.require()
+        job: Job = await service._call(runner.cancel, job_id)
+        return job
 
     @app.post(
         "/ingest/activate/{job_id}",

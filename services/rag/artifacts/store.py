@@ -77,7 +77,17 @@ class S3Store:
     # ---- retries ----------------------------------------------------------------------------------------
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            NoCredentialsError,
+            NoRegionError,
+            ParamValidationError,
+            PartialCredentialsError,
+        )
+
+        # Raised before any request leaves: no retry can change them, so they fail at once, saying why.
+        permanent = (NoCredentialsError, PartialCredentialsError, NoRegionError, ParamValidationError)
 
         attempt = 0
         while True:
@@ -90,6 +100,8 @@ class S3Store:
                 if code in _FATAL:
                     raise StorageUnavailable(f"{what}: {code} from S3 ({self.location})") from None
                 error: Exception = exc
+            except permanent as exc:
+                raise StorageUnavailable(f"{what}: {exc} ({self.location})") from None
             except (BotoCoreError, OSError) as exc:
                 error = exc
             attempt += 1

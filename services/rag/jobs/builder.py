@@ -24,7 +24,7 @@ from typing import Any
 from ..config import Settings, load_settings
 from ..errors import RagError
 from ..redact import redact
-from .runner import check_corpus
+from .runner import CANCELLED, check_corpus
 from .store import JobStore, utc_now
 
 __all__ = ["main"]
@@ -36,7 +36,11 @@ _REPORT_SECONDS = 0.5  # progress writes at most this often (the final one of a 
 
 
 class Interrupted(Exception):
-    pass
+    """SIGTERM: the server is shutting down."""
+
+
+class Cancelled(Exception):
+    """SIGUSR1: `POST /ingest/cancel/{id}` (runner.JobRunner.cancel)."""
 
 
 def _fetch_corpus(corpus: str, settings: Settings, dest: Path) -> Path:
@@ -128,6 +132,9 @@ def run(store: JobStore, job_id: str) -> None:
                 "seconds": round(result.seconds),
             },
         )
+    except Cancelled:
+        finished.set()
+        update(state="failed", finished_at=utc_now(), error=CANCELLED)
     except Interrupted:
         finished.set()
         update(
@@ -151,7 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     def on_term(signum: int, frame: FrameType | None) -> None:
         raise Interrupted
 
+    def on_cancel(signum: int, frame: FrameType | None) -> None:
+        raise Cancelled
+
     signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGUSR1, on_cancel)
     with contextlib.suppress(OSError):
         os.nice(10)  # serving first: the build takes what the requests leave
     run(JobStore(Path(jobs_dir)), job_id)

@@ -7,13 +7,16 @@ process and, at shutdown, stops it (the job then ends as failed: interrupted —
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,7 +27,18 @@ from ..corpus import SUPPORTED_SUFFIXES
 from ..errors import RagError
 from .store import ACTIVE, LIVE_FILE, Job, JobOptions, JobStore
 
-__all__ = ["KEEP_BUNDLES", "BadCorpus", "JobBusy", "JobRunner", "check_corpus", "live_job_id"]
+__all__ = [
+    "CANCELLED",
+    "KEEP_BUNDLES",
+    "BadCorpus",
+    "JobBusy",
+    "JobNotActive",
+    "JobRunner",
+    "check_corpus",
+    "live_job_id",
+]
+
+CANCELLED = "cancelled: stopped by POST /ingest/cancel"
 
 KEEP_BUNDLES = 3  # finished jobs whose bundles are kept (besides the live one); older ones are deleted
 
@@ -43,6 +57,12 @@ class JobBusy(RagError):
 
 class BadCorpus(RagError):
     error_type = "bad_corpus"
+
+
+class JobNotActive(RagError):
+    """Cancelling a job that has already finished."""
+
+    error_type = "job_conflict"
 
 
 class JobRunner:
@@ -87,6 +107,24 @@ class JobRunner:
         ).start()
         return job
 
+    def cancel(self, job_id: str, timeout: float = 10.0) -> Job:
+        """Stop an active job's build process, whichever worker started it; the job ends as failed with the
+        reason `cancelled`. JobNotActive for a finished one."""
+        job = self.store.settle(self.store.read(job_id))
+        if job.state not in ACTIVE:
+            raise JobNotActive(f"job {job_id} is {job.state}: only a queued or running job can be cancelled")
+        if job.pid is not None and _is_builder(job.pid, job_id):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(job.pid, signal.SIGUSR1)  # the builder records why and exits (builder.Cancelled)
+        deadline = time.monotonic() + timeout
+        while (job := self.store.read(job_id)).state in ACTIVE and time.monotonic() < deadline:
+            if job.pid is None or not _is_builder(job.pid, job_id):
+                break
+            time.sleep(0.1)
+        if job.state in ACTIVE:  # gone before it could say so, or never started
+            job = self.store.settle(job, reason=CANCELLED)
+        return job
+
     def prune(self, keep: int = KEEP_BUNDLES) -> list[str]:
         """Delete the work folders (bundle, downloaded corpus) of finished jobs past the newest `keep`, never
         the live one: a node that ingests daily must not fill its disk. Records stay (history)."""
@@ -124,6 +162,15 @@ class JobRunner:
                 self.store.read(job_id),
                 reason="interrupted: the server shut down while the job ran; jobs are not resumed: start it again",
             )
+
+
+def _is_builder(pid: int, job_id: str) -> bool:
+    """Is `pid` this job's build process (and not a process that reused its pid)?"""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"rag.jobs.builder" in command and job_id.encode() in command
 
 
 def _environment(settings: Settings | None) -> dict[str, str]:
