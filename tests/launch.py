@@ -121,10 +121,12 @@ def make_run(
     env: Mapping[str, str] | None = None,
     wait_ready: bool = True,
     timeout: float = 120.0,
+    port: int | None = None,
 ) -> Service:
-    """`make run` on a free loopback port. With `bundle`, that bundle is served as it is (make does not
-    rebuild it); without, the Makefile builds its sample bundle if needed, as for a user."""
-    port = free_port()
+    """`make run` on a loopback port (a free one unless given: a restart takes its predecessor's). With
+    `bundle`, that bundle is served as it is (make does not rebuild it); without, the Makefile builds its
+    sample bundle if needed, as for a user."""
+    port = port or free_port()
     argv = ["make", "--no-print-directory", "-C", str(ROOT), "run"]
     if bundle is not None:
         argv += [f"SAMPLE_BUNDLE={bundle}", "-o", f"{bundle}/manifest.json"]

@@ -16,7 +16,9 @@ def gunicorn(
     test is about, `bundle` replaces the sample bundle."""
     started: list[Service] = []
 
-    def start(wait_ready: bool = True, bundle: Path | None = None, **env: str) -> Service:
+    def start(
+        wait_ready: bool = True, bundle: Path | None = None, port: int | None = None, **env: str
+    ) -> Service:
         models = {
             "RAG_EMBEDDING_MODEL": str(tiny_models["e5"]),
             "RAG_RERANKER_MODEL": str(tiny_models["reranker"]),
@@ -26,6 +28,7 @@ def gunicorn(
             bundle=bundle or sample_bundle,
             env={**models, **env},
             wait_ready=wait_ready,
+            port=port,
         )
         started.append(instance)
         return instance

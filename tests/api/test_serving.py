@@ -120,11 +120,11 @@ def haproxy(tmp_path: Path):
     binary = require_tool("haproxy", "haproxy")
     processes: list[subprocess.Popen[bytes]] = []
 
-    def start(instances: dict[str, Service]) -> str:
+    def start(instances: dict[str, Service], template: str = HAPROXY_CONFIG) -> str:
         port = free_port()
         servers = "\n".join(f"    server {name} 127.0.0.1:{g.port} check" for name, g in instances.items())
         config = tmp_path / "haproxy.cfg"
-        config.write_text(HAPROXY_CONFIG.format(port=port, servers=servers))
+        config.write_text(template.format(port=port, servers=servers))
         subprocess.run([binary, "-c", "-f", str(config)], check=True, capture_output=True)
         process = subprocess.Popen(
             [binary, "-f", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -282,3 +282,52 @@ def test_admission_sheds_answers_without_a_reranker_too_and_ready_stays_fast(gun
     assert statistics.median(probes) < 0.25, (
         f"/ready took {statistics.median(probes):.2f} s (median) under load"
     )
+
+
+# Keep-alive to the servers, and no retry of a request once it was sent: a connection the server closes under
+# a request shows as a failed request here (haproxy still retries connections that fail to open).
+HAPROXY_KEEPALIVE = HAPROXY_CONFIG.replace("    retry-on all-retryable-errors\n", "").replace(
+    "    option http-buffer-request\n", "    http-reuse always\n"
+)
+
+
+def test_a_rolling_restart_behind_a_keep_alive_balancer_fails_no_request(
+    gunicorn: Started, haproxy, tmp_path: Path
+) -> None:
+    """RAG_DRAIN_SECONDS=2 (the setting under test): each instance in turn gets SIGTERM, drains (/ready 503,
+    still answering, each answer with Connection: close), stops, and is started again on its port, while
+    four keep-alive clients ask through haproxy. No request fails."""
+    instances = {name: gunicorn(RAG_DRAIN_SECONDS="2", RAG_RERANKER_MODEL="") for name in ("a", "b")}
+    url = haproxy(instances, HAPROXY_KEEPALIVE)
+    for name in instances:
+        wait_status(url, name, "UP")
+    stop = threading.Event()
+    outcomes: list[int | str] = []
+
+    def load(i: int) -> None:
+        with httpx.Client(timeout=30) as client:
+            j = 0
+            while not stop.is_set():
+                try:
+                    outcomes.append(ask(url, f"{QUESTIONS[(i + j) % 6]} {i}-{j}", client).status_code)
+                except httpx.HTTPError as exc:
+                    outcomes.append(type(exc).__name__)
+                j += 1
+
+    with ThreadPoolExecutor(4) as pool:
+        clients = [pool.submit(load, i) for i in range(4)]
+        try:
+            for name, old in list(instances.items()):
+                time.sleep(1)
+                old.process.send_signal(signal.SIGTERM)  # make passes it to gunicorn, as `kill` on make run
+                wait_status(url, name, "DOWN")
+                old.process.wait(60)
+                instances[name] = gunicorn(RAG_DRAIN_SECONDS="2", RAG_RERANKER_MODEL="", port=old.port)
+                wait_status(url, name, "UP")
+            time.sleep(1)
+        finally:
+            stop.set()
+            for future in clients:
+                future.result()
+    failed = [o for o in outcomes if o != 200]
+    assert len(outcomes) > 100 and failed == [], f"{len(failed)} of {len(outcomes)} failed: {failed[:10]}"
