@@ -284,11 +284,14 @@ def test_admission_sheds_answers_without_a_reranker_too_and_ready_stays_fast(gun
     )
 
 
-# Keep-alive to the servers, and no retry of a request once it was sent: a connection the server closes under
-# a request shows as a failed request here (haproxy still retries connections that fail to open).
-HAPROXY_KEEPALIVE = HAPROXY_CONFIG.replace("    retry-on all-retryable-errors\n", "").replace(
-    "    option http-buffer-request\n", "    http-reuse always\n"
-)
+# Keep-alive to the servers, and health checks slower than the drain (a draining pod is still "up" when it
+# stops, as with a long readiness period). HTTP/1.1 has no way to close an idle kept-alive connection without
+# racing a request the balancer is sending on it, so the balancer must retry those (retry-on, as in the
+# README); measured without retry-on, one run each: 7 of 3,133 requests failed before Connection: close
+# while draining, 1 of 2,513 after.
+HAPROXY_KEEPALIVE = HAPROXY_CONFIG.replace(
+    "    option http-buffer-request\n", "    option http-buffer-request\n    http-reuse always\n"
+).replace("inter 200ms fall 2 rise 2", "inter 1s fall 5 rise 1")
 
 
 def test_a_rolling_restart_behind_a_keep_alive_balancer_fails_no_request(
@@ -320,7 +323,6 @@ def test_a_rolling_restart_behind_a_keep_alive_balancer_fails_no_request(
             for name, old in list(instances.items()):
                 time.sleep(1)
                 old.process.send_signal(signal.SIGTERM)  # make passes it to gunicorn, as `kill` on make run
-                wait_status(url, name, "DOWN")
                 old.process.wait(60)
                 instances[name] = gunicorn(RAG_DRAIN_SECONDS="2", RAG_RERANKER_MODEL="", port=old.port)
                 wait_status(url, name, "UP")
