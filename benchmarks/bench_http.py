@@ -14,6 +14,7 @@ the HTTP overhead and the rerank overhead are ratios that other load on the mach
 from __future__ import annotations
 
 import argparse
+import calendar
 import json
 import os
 import shutil
@@ -235,6 +236,53 @@ def wrk(url: str, bodies: Path, script: Path, concurrency: int, seconds: float) 
     return stats
 
 
+def served_requests(log: Path, since: float) -> list[tuple[int, float]]:
+    """(status, server-side latency ms) of every /answer the service logged after `since` (Unix time)."""
+    out = []
+    for line in log.read_text(errors="replace").splitlines():
+        if '"rag.access"' not in line or '"/answer"' not in line:
+            continue
+        record = json.loads(line)
+        when = calendar.timegm(time.strptime(record["ts"][:19], "%Y-%m-%dT%H:%M:%S"))
+        if when >= since:
+            out.append((int(record["status"]), float(record["latency_ms"])))
+    return out
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+def overload(service: Service, body_file: Path, script: Path, seconds: float) -> dict[str, Any]:
+    """Twice the service's admission capacity (workers × RAG_MAX_CONCURRENCY) in connections: how much is shed
+    (429), how fast the admitted answers stay, and what the workers' memory does."""
+    connections = 2 * 2 * 32  # 2 workers (server_env) × the default RAG_MAX_CONCURRENCY
+    before = service.memory_mb()
+    started = time.time() - 1
+    stats = wrk(f"{service.url}/answer", body_file, script, connections, seconds)
+    after = service.memory_mb()
+    time.sleep(1)  # the access log of the last answers
+    served = served_requests(service.service.log, started)
+    admitted = [ms for status, ms in served if status == 200]
+    statuses = [status for status, _ in served]
+    return {
+        "connections": connections,
+        "seconds": seconds,
+        "requests": len(served),
+        "answered": len(admitted),
+        "shed_429_share": round(statuses.count(429) / max(1, len(statuses)), 4),
+        "server_errors": sum(status >= 500 for status in statuses),
+        "socket_errors": stats["errors"],
+        "admitted_p50_ms": percentile(admitted, 50),
+        "admitted_p99_ms": percentile(admitted, 99),
+        "worker_rss_mb_before": [w["rss"] for w in before["workers"]],
+        "worker_rss_mb_after": [w["rss"] for w in after["workers"]],
+    }
+
+
 # ---- the run --------------------------------------------------------------------------------------------
 
 
@@ -249,6 +297,7 @@ def main() -> None:
         "--duration", type=float, default=None, help="seconds per wrk run (default 8; quick 1)"
     )
     parser.add_argument("--out", type=Path, default=WORK / "http.json")
+    parser.add_argument("--overload-only", action="store_true", help="only the overload rows (2× capacity)")
     parser.add_argument(
         "--dense-index",
         choices=("flat", "hnsw"),
@@ -292,7 +341,7 @@ def main() -> None:
         "duration_s": duration,
         "rows": [],
     }
-    for name, reranker, extra, texts, seconds in scenarios:
+    for name, reranker, extra, texts, seconds in [] if args.overload_only else scenarios:
         echo(f"\n== {name}")
         env = server_env(embedder, reranker, **extra)
         row: dict[str, Any] = {"scenario": name, "questions": len(texts)}
@@ -318,7 +367,27 @@ def main() -> None:
             service.stop()
         report["rows"].append(row)
 
-    if not args.quick:
+    overloads = [
+        ("overload: hybrid", None, questions),
+        ("overload: hybrid + MiniLM-size reranker (int8)", rerankers["minilm-ce"], reranked),
+    ]
+    report["overload"] = []
+    for name, reranker, texts in overloads:
+        echo(f"\n== {name}: 2× admission capacity for {30 if not args.quick else 3} s")
+        service = Service(
+            bundle, server_env(embedder, reranker), scratch / f"overload-{len(report['overload'])}"
+        )
+        try:
+            row = {
+                "scenario": name,
+                **overload(service, bodies(f"overload-{name[-5:]}", texts), script, 3 if args.quick else 30),
+            }
+        finally:
+            service.stop()
+        report["overload"].append(row)
+        echo("   " + json.dumps(row))
+
+    if not (args.quick or args.overload_only):
         echo("\n== preload before fork vs load per worker (hybrid + bge-base-size reranker): memory")
         for preload in ("false", "true"):
             env = server_env(embedder, rerankers["bge-base-ce"], RAG_PRELOAD=preload)
@@ -331,7 +400,8 @@ def main() -> None:
             finally:
                 service.stop()
 
-    summarise(report)
+    if report["rows"]:
+        summarise(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     echo(f"\nwrote {args.out}")
