@@ -169,6 +169,9 @@ class Settings(BaseSettings):
     embedding_cache_max_entries: int = Field(2_000_000, ge=1, description="vectors kept; past it LRU go")
     embedding_cache_max_bytes: int = Field(4 * 1024**3, ge=1024, description="vector bytes kept (LRU)")
     max_concurrency: int = Field(32, ge=1, description="requests admitted per worker; more get 429")
+    max_queue_seconds: float = Field(
+        1.0, gt=0, description="a request that would wait longer than this for an inference thread gets 429"
+    )
     inference_threads: int = Field(2, ge=1, le=64, description="requests computed at once per worker")
     request_timeout_seconds: float = Field(30.0, gt=0, description="per-request deadline (504 past it)")
     max_body_bytes: int = Field(65_536, ge=1024, description="larger request bodies get 413")

@@ -30,6 +30,13 @@ def pipeline(sample_bundle: Path, embedder: Any, settings: Settings) -> Pipeline
     return Pipeline(Bundle.load(sample_bundle), embedder, None, settings.retrieval_params())
 
 
+def ingest_client(pipeline: Pipeline, settings: Settings, jobs: Path, **changes: Any) -> TestClient:
+    """A service with ingestion on (admin key "adm", job records in `jobs`) and these settings changed."""
+    return client_for(
+        pipeline, settings, admin_key="adm", ingest_enabled=True, ingest_dir=str(jobs), **changes
+    )
+
+
 def client_for(pipeline: Pipeline, settings: Settings, **changes: Any) -> TestClient:
     configured = Settings.model_validate({**settings.model_dump(), "reranker_model": None, **changes})
     return TestClient(create_app(configured, pipeline), raise_server_exceptions=False)
@@ -37,12 +44,10 @@ def client_for(pipeline: Pipeline, settings: Settings, **changes: Any) -> TestCl
 
 @pytest.fixture()
 def client(pipeline: Pipeline, settings: Settings, tmp_path: Path) -> Iterator[TestClient]:
-    with client_for(
+    with ingest_client(
         pipeline,
         settings,
-        admin_key="adm",
-        ingest_enabled=True,
-        ingest_dir=str(tmp_path / "jobs"),
+        tmp_path / "jobs",
         ingest_roots=(str(tmp_path),),
         ingest_poll_seconds=0.1,
         embedding_cache=str(tmp_path / "emb.sqlite"),
@@ -182,9 +187,7 @@ def test_ingestion_reads_only_inside_its_roots(
     assert found["hits"] and {hit["doc_id"] for hit in found["hits"]} <= {"volcanoes.md", "rivers.md"}
     assert "hunter2" not in json.dumps(found["hits"])
 
-    with client_for(
-        pipeline, settings, admin_key="adm", ingest_enabled=True, ingest_dir=str(tmp_path / "j2")
-    ) as no_roots:
+    with ingest_client(pipeline, settings, tmp_path / "j2") as no_roots:
         off = no_roots.post("/ingest/start", json={"corpus": str(corpus)}, headers=ADMIN)
         assert off.status_code == 422 and "RAG_INGEST_ROOTS" in off.json()["error"]
 
@@ -209,14 +212,7 @@ def test_an_s3_corpus_that_cannot_be_read_fails_at_once_saying_why(
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    with client_for(
-        pipeline,
-        settings,
-        admin_key="adm",
-        ingest_enabled=True,
-        ingest_dir=str(tmp_path / "jobs"),
-        s3_endpoint_url=s3_server,
-    ) as c:
+    with ingest_client(pipeline, settings, tmp_path / "jobs", s3_endpoint_url=s3_server) as c:
         invalid = c.post("/ingest/start", json={"corpus": "s3://Not_A_Bucket/docs"}, headers=ADMIN)
         assert invalid.status_code == 422 and "not a valid S3 bucket name" in invalid.json()["error"]
         started = time.monotonic()

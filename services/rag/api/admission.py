@@ -7,12 +7,18 @@ thread hop; then requests queued invisibly in front of the loop, the in-flight c
 connections against a limit of 4 got no 429 while p50 grew from 22 to 522 ms.) A request holds its slot until
 its computation really ends — even past its deadline — so a worker that is timing out requests also stops
 admitting new ones.
+
+A count alone does not bound the wait: 32 reranked answers queued on one core are ~8 s of work. So a request
+is also refused when the work already admitted would keep it waiting longer than `max_wait` (the requests
+ahead of it per inference thread × the recent time of one computation, an exponential moving average).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -38,10 +44,13 @@ class DeadlineExceeded(RagError):
 
 
 class Admission:
-    def __init__(self, limit: int, threads: int, timeout_seconds: float) -> None:
+    def __init__(self, limit: int, threads: int, timeout_seconds: float, max_wait: float = math.inf) -> None:
         self.limit = limit
+        self.threads = threads
         self.timeout = timeout_seconds
+        self.max_wait = max_wait
         self._in_flight = 0
+        self._compute_seconds = 0.0  # moving average of one computation, 0 until the first one ends
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rag-infer")
 
@@ -50,8 +59,33 @@ class Admission:
         return self._in_flight
 
     @property
+    def expected_wait(self) -> float:
+        """Seconds a request admitted now would wait before its computation starts. Until a first computation
+        has ended nothing is known: as many as there are threads start at once, the rest wait for the lesson
+        (an unbounded first burst once kept 32 reranked answers waiting ~7 s)."""
+        if self._compute_seconds == 0.0:
+            return 0.0 if self._in_flight < self.threads else math.inf
+        return self._in_flight / self.threads * self._compute_seconds
+
+    @property
     def saturated(self) -> bool:
-        return self._in_flight >= self.limit
+        return self._in_flight >= self.limit or self.expected_wait > self.max_wait
+
+    def learn(self, seconds: float) -> None:
+        """One computation took `seconds` (the pool's own, or the warm-up's at start)."""
+        with self._lock:
+            average = self._compute_seconds
+            self._compute_seconds = seconds if average == 0.0 else 0.8 * average + 0.2 * seconds
+
+    def _timed(self, fn: Callable[[], T]) -> Callable[[], T]:
+        def run() -> T:
+            started = time.perf_counter()
+            try:
+                return fn()
+            finally:
+                self.learn(time.perf_counter() - started)
+
+        return run
 
     def _release(self, _: Future[Any]) -> None:
         with self._lock:
@@ -66,10 +100,15 @@ class Admission:
                 raise Overloaded(
                     f"this worker is at its limit of {self.limit} requests in flight", retry_after=1
                 )
+            if (wait := self.expected_wait) > self.max_wait:
+                raise Overloaded(
+                    f"this worker's queue is {wait:.1f} s long (limit {self.max_wait:g} s)",
+                    retry_after=max(1, math.ceil(min(wait, self.timeout))),
+                )
             self._in_flight += 1
         IN_FLIGHT.inc()
         try:
-            future = self._executor.submit(fn)
+            future = self._executor.submit(self._timed(fn))
         except RuntimeError:  # the pool is shut down: the worker is stopping
             self._release(Future())
             raise Overloaded("this worker is shutting down", retry_after=1) from None

@@ -51,7 +51,10 @@ class ServiceState:
             settings.cache_size, settings.cache_ttl_seconds, max_bytes=settings.cache_max_bytes
         )
         self.admission = Admission(
-            settings.max_concurrency, settings.inference_threads, settings.request_timeout_seconds
+            settings.max_concurrency,
+            settings.inference_threads,
+            settings.request_timeout_seconds,
+            settings.max_queue_seconds,
         )
         self.preloaded = pipeline
         self.preload_error = preload_error
@@ -73,6 +76,11 @@ class ServiceState:
                 started = time.perf_counter()
                 warm_up(pipeline)
                 MODEL_LOAD_SECONDS.labels("warmup").set(time.perf_counter() - started)
+                # What an answer costs, before the first one: the warm-up reranked 2 pairs where an answer
+                # reranks rerank_top_n, so it is scaled up (too low a guess admitted 32 reranked answers at
+                # once, the last waiting ~7 s); the measured times take over within a few answers.
+                pairs = pipeline.params.rerank_top_n / 2 if pipeline.reranker is not None else 1.0
+                self.admission.learn((time.perf_counter() - started) * pairs)
             self.install(pipeline)
         except RagError as exc:
             self._fail(str(exc), exc.error_type)

@@ -1,0 +1,51 @@
+"""Admission in one worker: a count limit, and a limit on how long the admitted work would keep a new
+request waiting (RAG_MAX_QUEUE_SECONDS), learnt from how long computations take."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from rag.api.admission import Admission, Overloaded
+
+
+def test_a_request_that_would_wait_too_long_is_refused_with_the_wait_as_retry_after() -> None:
+    async def scenario() -> tuple[list[object], Admission]:
+        admission = Admission(limit=100, threads=1, timeout_seconds=30, max_wait=0.25)
+        await admission.run(lambda: time.sleep(0.1))  # learns: one computation ≈ 0.1 s
+        outcomes = await asyncio.gather(
+            *(admission.run(lambda: time.sleep(0.1)) for _ in range(6)), return_exceptions=True
+        )
+        return outcomes, admission
+
+    outcomes, admission = asyncio.run(scenario())
+    refused = [o for o in outcomes if isinstance(o, Overloaded)]
+    # admitted while the queue ahead is ≤ 0.25 s: with 0, 1 and 2 requests ahead (0, 0.1, 0.2 s)
+    assert len(refused) == 3 and outcomes[:3] == [None, None, None]
+    assert all(o.retry_after == 1 and "queue is 0.3 s long" in str(o) for o in refused)
+    assert admission.in_flight == 0 and not admission.saturated
+    admission.shutdown()
+
+
+def test_the_count_limit_holds_before_anything_is_learnt() -> None:
+    async def scenario() -> list[object]:
+        admission = Admission(limit=2, threads=2, timeout_seconds=30, max_wait=10)
+        return await asyncio.gather(
+            *(admission.run(lambda: time.sleep(0.05)) for _ in range(4)), return_exceptions=True
+        )
+
+    outcomes = asyncio.run(scenario())
+    assert outcomes[:2] == [None, None]
+    assert [type(o) for o in outcomes[2:]] == [Overloaded, Overloaded]
+    assert "at its limit of 2 requests in flight" in str(outcomes[2])
+
+
+def test_before_the_first_answer_only_as_many_start_as_there_are_threads() -> None:
+    async def scenario() -> list[object]:
+        admission = Admission(limit=32, threads=2, timeout_seconds=30, max_wait=1.0)
+        return await asyncio.gather(
+            *(admission.run(lambda: time.sleep(0.05)) for _ in range(5)), return_exceptions=True
+        )
+
+    outcomes = asyncio.run(scenario())
+    assert outcomes[:2] == [None, None] and all(isinstance(o, Overloaded) for o in outcomes[2:])
