@@ -23,7 +23,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ConfigError
-from .redact import mask_url, remember
+from .redact import mask_url, remember, url_credentials
 
 __all__ = [
     "DEFAULT_EMBEDDING_MODEL",
@@ -350,9 +350,8 @@ class Settings(BaseSettings):
         """Every value never to show: the keys, and the credentials of any URL setting."""
         found = [v.get_secret_value() for _, v in self if isinstance(v, SecretStr)]
         for _, value in self:
-            if isinstance(value, str) and "://" in value and "@" in value.split("://", 1)[1].split("/", 1)[0]:
-                userinfo = value.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[0]
-                found += [userinfo, *userinfo.split(":", 1)[1:]]
+            if isinstance(value, str):
+                found += url_credentials(value)
         return found
 
     def public(self) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["MASK", "mask_url", "redact", "remember"]
+__all__ = ["MASK", "mask_url", "redact", "remember", "url_credentials"]
 
 MASK = "***"
 _USERINFO = re.compile(r"(?<=://)[^/@\s'\"]+@")
@@ -29,6 +29,18 @@ def mask_url(value: str) -> str:
     if not parts.scheme or "@" not in parts.netloc:
         return value
     return urlunsplit(parts._replace(netloc=f"{MASK}@{parts.netloc.rsplit('@', 1)[1]}"))
+
+
+def url_credentials(value: str) -> list[str]:
+    """The userinfo of a URL, and its user and password apart (empty for anything else)."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return []
+    if not parts.scheme or "@" not in parts.netloc:
+        return []
+    userinfo = parts.netloc.rsplit("@", 1)[0]
+    return [userinfo, *(p for p in (parts.username, parts.password) if p)]
 
 
 def remember(secrets: Iterable[str]) -> None:
