@@ -39,8 +39,8 @@ def test_make_run_as_the_readme_shows_exports_the_answers(tmp_path: Path) -> Non
             ):
                 assert client.post("/answer", json=body).status_code == 200
             assert client.post("/answer", json={"question": ""}).status_code == 422
-        metrics = scrape(service.url)
         workers = len(service.workers())
+        metrics = wait_metric(service, "rag_ready", workers)  # the other worker may still be warming up
     finally:
         service.stop()
     assert metrics["rag_answers_total"] == 3
