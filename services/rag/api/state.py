@@ -31,10 +31,17 @@ log = logging.getLogger("rag.api")
 WARMUP_QUESTION = "What is this collection about?"
 
 
-def warm_up(pipeline: Pipeline) -> None:
+def warm_up(pipeline: Pipeline) -> float:
     """One answer through every stage, the reranker on 2 pairs: the first run of each ONNX session pays its
-    allocations, and 2 pairs do that as well as 20 (a bge-base-size rerank of 20 pairs takes ~2 s here)."""
-    pipeline.answer(WARMUP_QUESTION, pipeline.resolve({"rerank": True, "rerank_top_n": 2}))
+    allocations, and 2 pairs do that as well as 20 (a bge-base-size rerank of 20 pairs takes ~2 s here).
+
+    Returns a first guess, in seconds, of what an answer costs: the warm-up's time with its rerank stage
+    scaled from 2 pairs to the `rerank_top_n` an answer scores."""
+    timings = pipeline.answer(
+        WARMUP_QUESTION, pipeline.resolve({"rerank": True, "rerank_top_n": 2})
+    ).timings_ms
+    rerank_ms = timings.get("rerank", 0.0)
+    return (timings.get("total", 0.0) + rerank_ms * (pipeline.params.rerank_top_n / 2 - 1)) / 1000.0
 
 
 class ServiceState:
@@ -74,13 +81,10 @@ class ServiceState:
                 MODEL_LOAD_SECONDS.labels(part).set(seconds)
             if self.settings.warmup:
                 started = time.perf_counter()
-                warm_up(pipeline)
+                # Admission's first guess of an answer's cost (too low a guess admitted 32 reranked answers
+                # at once, the last waiting ~7 s); the measured times take over within a few answers.
+                self.admission.learn(warm_up(pipeline))
                 MODEL_LOAD_SECONDS.labels("warmup").set(time.perf_counter() - started)
-                # What an answer costs, before the first one: the warm-up reranked 2 pairs where an answer
-                # reranks rerank_top_n, so it is scaled up (too low a guess admitted 32 reranked answers at
-                # once, the last waiting ~7 s); the measured times take over within a few answers.
-                pairs = pipeline.params.rerank_top_n / 2 if pipeline.reranker is not None else 1.0
-                self.admission.learn((time.perf_counter() - started) * pairs)
             self.install(pipeline)
         except RagError as exc:
             self._fail(str(exc), exc.error_type)
