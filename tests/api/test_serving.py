@@ -262,7 +262,7 @@ def test_admission_sheds_answers_without_a_reranker_too_and_ready_stays_fast(gun
         with httpx.Client(timeout=60) as http:
             return [
                 http.post(f"{service.url}/answer", json={"question": f"{QUESTIONS[i % 6]} {i}-{j}"})
-                for j in range(6)
+                for j in range(12)
             ]
 
     prober = threading.Thread(target=probe)
@@ -279,7 +279,7 @@ def test_admission_sheds_answers_without_a_reranker_too_and_ready_stays_fast(gun
     assert shed and codes.count(200) > 0
     assert all(int(r.headers["retry-after"]) >= 1 and r.json()["error_type"] == "overloaded" for r in shed)
     # Timed from this process, whose 48 client threads share its GIL with the prober: a generous bound
-    assert len(probes) >= 5 and statistics.median(probes) < 1.0, (
+    assert len(probes) >= 3 and statistics.median(probes) < 1.0, (
         f"/ready took {statistics.median(probes):.2f} s (median) under load"
     )
 
