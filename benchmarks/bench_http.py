@@ -283,6 +283,26 @@ def overload(service: Service, body_file: Path, script: Path, seconds: float) ->
     }
 
 
+def memory_rounds(service: Service, body_file: Path, script: Path, rounds: int, seconds: float) -> list[Any]:
+    """Worker RSS/PSS after start, then after each overload round and after 10 s idle following it."""
+    echo(f"\n== memory over {rounds} overload rounds: {service.service.log.parent.name}")
+    try:
+        samples: list[Any] = [{"after": "start", **service.memory_mb()}]
+        for n in range(1, rounds + 1):
+            row = overload(service, body_file, script, seconds)
+            samples.append({"after": f"round {n}", "answered": row["answered"], **service.memory_mb()})
+            time.sleep(10)
+            samples.append({"after": f"round {n} + 10 s idle", **service.memory_mb()})
+            for sample in samples[-2:]:
+                workers = ", ".join(f"{w['rss']:.0f}/{w['pss']:.0f}" for w in sample["workers"])
+                echo(
+                    f"   {sample['after']:<22} workers RSS/PSS {workers} MB, pod PSS {sample['total_pss']:.0f} MB"
+                )
+        return samples
+    finally:
+        service.stop()
+
+
 # ---- the run --------------------------------------------------------------------------------------------
 
 
@@ -298,6 +318,12 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=WORK / "http.json")
     parser.add_argument("--overload-only", action="store_true", help="only the overload rows (2× capacity)")
+    parser.add_argument(
+        "--memory-rounds",
+        type=int,
+        default=0,
+        help="only this many overload rounds with the bge-base-size reranker: does worker memory plateau?",
+    )
     parser.add_argument(
         "--dense-index",
         choices=("flat", "hnsw"),
@@ -341,6 +367,26 @@ def main() -> None:
         "duration_s": duration,
         "rows": [],
     }
+    if args.memory_rounds:
+        report["memory_rounds"] = {
+            f"RAG_MAX_BATCH_TOKENS={tokens}": memory_rounds(
+                Service(
+                    bundle,
+                    # RAG_MAX_REQUESTS=0: no recycling (under this load the default replaces a worker about
+                    # every round, 429s count), so what a worker keeps is seen
+                    server_env(
+                        embedder, rerankers["bge-base-ce"], RAG_MAX_BATCH_TOKENS=tokens, RAG_MAX_REQUESTS="0"
+                    ),
+                    scratch / f"rounds-{tokens}",
+                ),
+                bodies("rounds", questions[:40]),
+                script,
+                args.memory_rounds,
+                3 if args.quick else 30,
+            )
+            for tokens in ("1024", "1000000")  # the default, and no bound (batches of up to 32 pairs)
+        }
+        args.overload_only = True
     for name, reranker, extra, texts, seconds in [] if args.overload_only else scenarios:
         echo(f"\n== {name}")
         env = server_env(embedder, reranker, **extra)
@@ -367,10 +413,14 @@ def main() -> None:
             service.stop()
         report["rows"].append(row)
 
-    overloads = [
-        ("overload: hybrid", None, questions),
-        ("overload: hybrid + MiniLM-size reranker (int8)", rerankers["minilm-ce"], reranked),
-    ]
+    overloads = (
+        []
+        if args.memory_rounds
+        else [
+            ("overload: hybrid", None, questions),
+            ("overload: hybrid + MiniLM-size reranker (int8)", rerankers["minilm-ce"], reranked),
+        ]
+    )
     report["overload"] = []
     for name, reranker, texts in overloads:
         echo(f"\n== {name}: 2× admission capacity for {30 if not args.quick else 3} s")

@@ -228,6 +228,28 @@ def cmd_models_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models_import(args: argparse.Namespace) -> int:
+    from .models.importer import ImportOptions, import_model_folder
+
+    options = ImportOptions(
+        kind=args.kind,
+        name=args.name,
+        pooling=args.pooling,
+        query_prefix=args.query_prefix,
+        passage_prefix=args.passage_prefix,
+        max_seq_length=args.max_length,
+        graph=args.graph,
+    )
+    spec = import_model_folder(args.source, args.out, options)
+    detail = f", {spec.pooling} pooling, dim {spec.dim}" if spec.kind == "embedder" else ""
+    prefix = f", query prefix {spec.query_prefix!r}" if spec.query_prefix else ""
+    print(
+        f"imported {spec.kind} {spec.source_model} (fingerprint {spec.fingerprint}) → {args.out or args.source}: "
+        f"{spec.export.get('quantization') or 'fp32'}, max length {spec.max_seq_length}{detail}{prefix}"
+    )
+    return 0
+
+
 def cmd_models_preload(args: argparse.Namespace) -> int:
     from .models.preload import preload_models
 
@@ -397,6 +419,27 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--optimize", action="store_true", help="ONNX Runtime O2 graph fusions at export")
     export.add_argument("--force", action="store_true", help="replace an existing folder at --out")
     export.set_defaults(func=cmd_models_export)
+
+    imp = models_sub.add_parser(
+        "import",
+        help="describe a published ONNX model folder (model.onnx + tokenizer.json) for the onnx backend",
+    )
+    imp.add_argument(
+        "source", metavar="FOLDER", help="the folder as published (Optimum, fastembed, Xenova, …)"
+    )
+    imp.add_argument("--out", help="write a new folder here instead of recording the import in FOLDER")
+    imp.add_argument(
+        "--kind", choices=["embedder", "cross-encoder"], help="default: from the graph's outputs"
+    )
+    imp.add_argument("--name", help="the model's name to record (default: from config.json or the folder)")
+    imp.add_argument("--pooling", choices=["mean", "cls"], help="embedders; default: detected")
+    imp.add_argument("--query-prefix", help="embedders; default: the model family's instruction, if known")
+    imp.add_argument("--passage-prefix", help="embedders; default: the model family's, if known")
+    imp.add_argument(
+        "--max-length", type=int, help="tokens per input; default: from the tokenizer and config"
+    )
+    imp.add_argument("--graph", help="the graph file inside FOLDER when it holds several")
+    imp.set_defaults(func=cmd_models_import)
 
     preload = models_sub.add_parser(
         "preload",

@@ -141,6 +141,11 @@ class Settings(BaseSettings):
     passage_prefix: str | None = None
     max_seq_length: int | None = Field(None, ge=8, le=8192)
     threads: int = Field(0, ge=0, description="intra-op threads; 0 = the cores this process may use")
+    max_batch_tokens: int = Field(
+        1024,
+        ge=64,
+        description="onnx backend: padded tokens per model batch; bounds the activation memory a worker keeps",
+    )
     models_dir: str | None = Field(None, description="where downloaded models are cached")
     onnx_profile_dir: str | None = Field(
         None, description="diagnostics: each ONNX session writes its per-operator trace here at exit (slower)"

@@ -162,6 +162,25 @@ def test_padding_is_to_the_batch_longest_whatever_the_tokenizer_file_says(export
     )
 
 
+def test_batches_hold_at_most_max_batch_tokens_padded_tokens_and_score_the_same(exports) -> None:
+    """RAG_MAX_BATCH_TOKENS: the arena keeps the largest batch's activations, so no batch may exceed it."""
+    budget = 64
+    model = OnnxCrossEncoder(exports["reranker"], max_batch_tokens=budget)
+    shapes: list[tuple[int, int]] = []
+    run = model._session.run
+
+    def recording_run(output: str, features: dict[str, np.ndarray]) -> np.ndarray:
+        shapes.append(features["input_ids"].shape)
+        return run(output, features)
+
+    model._session.run = recording_run  # type: ignore[method-assign]
+    scores = model.score(QUERY, PASSAGES * 4)
+    assert len(shapes) > 2 and max(b * w for b, w in shapes if b > 1) <= budget
+    assert sum(b for b, _ in shapes) == len(PASSAGES) * 4
+    unbounded = OnnxCrossEncoder(exports["reranker"], max_batch_tokens=10**6).score(QUERY, PASSAGES * 4)
+    np.testing.assert_allclose(scores, unbounded, atol=1e-5)
+
+
 # ---- load-time checks --------------------------------------------------------------------------------------
 
 

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -114,6 +114,32 @@ def known_prefixes(name: str, folder: str | None) -> tuple[str, str]:
         if marker in lowered:
             return query, passage
     return "", ""
+
+
+_POOLING_FLAGS = (
+    "cls_token",
+    "mean_tokens",
+    "max_tokens",
+    "mean_sqrt_len_tokens",
+    "weightedmean_tokens",
+    "lasttoken",
+)
+
+
+def pooling_mode(folder: Path, config: dict[str, Any]) -> str:
+    """A sentence-transformers Pooling config → "mean" | "cls"; any other mode → ModelError."""
+    from ..errors import ModelError
+
+    mode: Any = config.get("pooling_mode")
+    if mode is None:  # older sentence-transformers: one flag per mode
+        active = [flag for flag in _POOLING_FLAGS if config.get(f"pooling_mode_{flag}")]
+        mode = active[0] if len(active) == 1 else tuple(active)
+    mode = {"cls_token": "cls", "mean_tokens": "mean"}.get(mode, mode) if isinstance(mode, str) else mode
+    if mode not in ("mean", "cls"):
+        raise ModelError(f"{folder}: pooling {mode!r} is not supported by the onnx backend (mean, cls)")
+    if config.get("include_prompt") is False:
+        raise ModelError(f"{folder}: pooling without the prompt tokens is not supported by the onnx backend")
+    return str(mode)
 
 
 # Model types whose position ids start after the padding index (fairseq heritage): `max_position_embeddings`

@@ -29,7 +29,7 @@ import numpy as np
 from ..config import Settings, load_settings
 from ..errors import ModelError, RagError
 from ..files import sha256_file, staged_dir
-from .base import default_max_length, known_prefixes, weights_fingerprint
+from .base import default_max_length, known_prefixes, pooling_mode, weights_fingerprint
 from .loading import model_folder
 from .onnx_backend import (
     MANIFEST_FILE,
@@ -110,29 +110,6 @@ class _Source:
     model: Any  # the torch model, for the parity check
 
 
-_POOLING_FLAGS = (
-    "cls_token",
-    "mean_tokens",
-    "max_tokens",
-    "mean_sqrt_len_tokens",
-    "weightedmean_tokens",
-    "lasttoken",
-)
-
-
-def _pooling_mode(folder: Path, config: dict[str, Any]) -> str:
-    mode: Any = config.get("pooling_mode")
-    if mode is None:  # older sentence-transformers: one flag per mode
-        active = [flag for flag in _POOLING_FLAGS if config.get(f"pooling_mode_{flag}")]
-        mode = active[0] if len(active) == 1 else tuple(active)
-    mode = {"cls_token": "cls", "mean_tokens": "mean"}.get(mode, mode) if isinstance(mode, str) else mode
-    if mode not in ("mean", "cls"):
-        raise ModelError(f"{folder}: pooling {mode!r} is not supported by the onnx backend (mean, cls)")
-    if config.get("include_prompt") is False:
-        raise ModelError(f"{folder}: pooling without the prompt tokens is not supported by the onnx backend")
-    return str(mode)
-
-
 def _describe_embedder(folder: Path) -> _Source:
     from sentence_transformers import SentenceTransformer
 
@@ -142,7 +119,7 @@ def _describe_embedder(folder: Path) -> _Source:
     for module in model:
         module_type = type(module).__name__
         if module_type == "Pooling":
-            pooling = _pooling_mode(folder, module.get_config_dict())
+            pooling = pooling_mode(folder, module.get_config_dict())
         elif module_type == "Normalize":
             normalize = True
         elif module_type != "Transformer":

@@ -46,6 +46,13 @@ def model_folder(
 
 
 def _onnx_folder(reference: str, revision: str | None, settings: Settings) -> str:
+    from .importer import is_importable
+
+    _, path = resolve_model_path(reference)
+    if path is not None and not Path(path, ONNX_SPEC_FILE).exists() and is_importable(Path(path)):
+        raise ModelError(
+            f"model folder {path} is a published ONNX model not yet imported: run `rag models import {path}`"
+        )
     _, folder = model_folder(reference, revision, settings, required=ONNX_SPEC_FILE)
     if not Path(folder, ONNX_SPEC_FILE).exists():  # a hub download
         raise ModelError(f"model {reference!r} has no {ONNX_SPEC_FILE} (not made by `rag models export`)")
@@ -75,6 +82,7 @@ def load_embedder(settings: Settings) -> EmbeddingModel:
                 folder,
                 threads=settings.effective_threads(),
                 max_seq_length=settings.max_seq_length,
+                max_batch_tokens=settings.max_batch_tokens,
                 query_prefix=settings.query_prefix,
                 passage_prefix=settings.passage_prefix,
                 profile_dir=settings.onnx_profile_dir,
@@ -117,6 +125,7 @@ def load_reranker(settings: Settings) -> CrossEncoderModel | None:
                 folder,
                 threads=settings.effective_threads(),
                 max_seq_length=settings.max_seq_length,
+                max_batch_tokens=settings.max_batch_tokens,
                 profile_dir=settings.onnx_profile_dir,
             )
         except OSError as exc:

@@ -50,6 +50,10 @@ POOLINGS = ("mean", "cls")
 _FEEDABLE = ("input_ids", "attention_mask", "token_type_ids")
 _CHUNK = 2048  # texts tokenized at once: bounds memory, drives the progress bar
 _MAX_PADDING = 1.2  # a batch is padded to at most 1.2× the length of its shortest member
+# Padded tokens per batch. ONNX Runtime's arena keeps the largest batch's activations for the life of the
+# process, and attention grows with batch × width²: with a bge-base-sized reranker on 512-token pairs, 1,024
+# tokens per batch held a worker at +155 MB over its weights and 2,048 at +313 MB, no faster (docs/BENCHMARKS.md).
+DEFAULT_MAX_BATCH_TOKENS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,9 +272,11 @@ class _OnnxTextModel:
         *,
         threads: int = 1,
         max_seq_length: int | None = None,
+        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
         profile_dir: str | Path | None = None,
     ) -> None:
         self.folder = Path(folder)
+        self.max_batch_tokens = max_batch_tokens
         # Hashing a base-size model (~300 MB), creating its session and reading its tokenizer take similar
         # times and mostly run outside the GIL, so they overlap; the checksums are checked before anything is
         # used, and a changed or missing file is reported as such rather than as whatever it broke.
@@ -314,7 +320,7 @@ class _OnnxTextModel:
         encodings = self._tokenizer.encode_batch(inputs, add_special_tokens=True)
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
         order = np.argsort(-lengths, kind="stable")  # longest first: the memory peak shows at once
-        for positions in _length_buckets(order, lengths, max(1, batch_size)):
+        for positions in _length_buckets(order, lengths, max(1, batch_size), self.max_batch_tokens):
             width = int(lengths[positions[0]])
             ids = np.full((len(positions), width), self._pad_id, dtype=np.int64)
             mask = np.zeros((len(positions), width), dtype=np.int64)
@@ -329,8 +335,11 @@ class _OnnxTextModel:
             yield positions, self._postprocess(self._session.run(self.output, features), mask)
 
 
-def _length_buckets(order: np.ndarray, lengths: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
-    """Batches of `order` (longest first) whose padded width stays within _MAX_PADDING of every member.
+def _length_buckets(
+    order: np.ndarray, lengths: np.ndarray, batch_size: int, max_tokens: int
+) -> Iterator[np.ndarray]:
+    """Batches of `order` (longest first) whose padded width stays within _MAX_PADDING of every member, of at
+    most `batch_size` inputs and `max_tokens` padded tokens (one input always makes a batch).
 
     On CPU a padded token costs as much as a real one: 20 reranker pairs of 37–235 tokens padded to one
     batch took 3.7 s with a bge-base-sized model, and 2.0 s scored in length buckets (docs/BENCHMARKS.md).
@@ -340,6 +349,7 @@ def _length_buckets(order: np.ndarray, lengths: np.ndarray, batch_size: int) -> 
         if (
             end == len(order)
             or end - start == batch_size
+            or (end - start + 1) * lengths[order[start]] > max_tokens
             or lengths[order[end]] * _MAX_PADDING < lengths[order[start]]
         ):
             yield order[start:end]
@@ -360,9 +370,16 @@ class OnnxEmbedder(_OnnxTextModel):
         max_seq_length: int | None = None,
         query_prefix: str | None = None,
         passage_prefix: str | None = None,
+        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
         profile_dir: str | Path | None = None,
     ) -> None:
-        super().__init__(folder, threads=threads, max_seq_length=max_seq_length, profile_dir=profile_dir)
+        super().__init__(
+            folder,
+            threads=threads,
+            max_seq_length=max_seq_length,
+            max_batch_tokens=max_batch_tokens,
+            profile_dir=profile_dir,
+        )
         spec = self.spec
         assert spec.dim is not None  # checked by the spec
         self.identity = ModelIdentity(

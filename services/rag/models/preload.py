@@ -41,6 +41,7 @@ from .base import (
     resolve_model_path,
     weights_fingerprint,
 )
+from .importer import ImportOptions, import_model_folder, is_importable
 from .loading import ONNX_SPEC_FILE, load_embedder, load_reranker
 
 __all__ = ["PRELOAD_FILE", "PreloadResult", "PreloadedModel", "preload_models"]
@@ -171,7 +172,14 @@ def _preload_one(
     name, folder, commit = fetch_model(reference, revision, cache)
     out = dest / role
     exported = (folder / ONNX_SPEC_FILE).is_file()
-    if exported:  # already an ONNX folder made by `rag models export`: taken as it is
+    if not exported and is_importable(folder):  # a published ONNX folder: described once, copied into DEST
+        if backend == "torch" or quantize or optimize:
+            raise ModelError(f"{reference} is an ONNX model: it serves only with the onnx backend, as it is")
+        kind = "embedder" if role == "embedder" else "cross-encoder"
+        spec = import_model_folder(folder, out, ImportOptions(kind=kind))  # replaces `out` whole
+        name, fingerprint = spec.source_model, spec.fingerprint
+        fmt = "onnx-int8" if spec.export.get("quantization") else "onnx"
+    elif exported:  # already an ONNX folder made by `rag models export`: taken as it is
         if backend == "torch" or quantize or optimize:
             raise ModelError(
                 f"{reference} is an ONNX export: it serves only with the onnx backend, as it is "

