@@ -131,3 +131,21 @@ def test_import_options_override_detection(tiny_onnx_models, tmp_path) -> None:
     options = ImportOptions(pooling="cls", query_prefix="Q: ", passage_prefix="", max_seq_length=16)
     spec = import_model_folder(source, tmp_path / "out", options)
     assert (spec.pooling, spec.query_prefix, spec.max_seq_length) == ("cls", "Q: ", 16)
+
+
+def test_preload_imports_published_folders_into_dest_and_checks_they_serve(
+    tiny_onnx_models, tmp_path
+) -> None:
+    from rag.models.preload import preload_models
+
+    embedder = published(tiny_onnx_models["e5"], tmp_path / "published-e5")
+    (embedder / "1_Pooling").mkdir()
+    (embedder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode": "mean"}))
+    reranker = published(
+        tiny_onnx_models["reranker"], tmp_path / "published-reranker", keep=("tokenizer.json",)
+    )
+    settings = Settings(backend="onnx", embedding_model=str(embedder), reranker_model=str(reranker))
+    result = preload_models(tmp_path / "models", settings=settings)  # loads both through the serving path
+    assert [(m.role, m.format) for m in result.models] == [("embedder", "onnx"), ("reranker", "onnx")]
+    assert not (embedder / "rag_model.json").exists()  # the published folders are left as they were
+    assert (tmp_path / "models" / "reranker" / "rag_model.json").is_file()

@@ -136,3 +136,61 @@ def test_best_sentence_signal_reorders_document_units(tmp_path: Path, embedder) 
 def test_bad_parameter_overrides_raise_query_error(pipeline: Pipeline, overrides, message: str) -> None:
     with pytest.raises(QueryError, match=message):
         pipeline.answer("water", overrides)
+
+
+def test_rerank_weight_mixes_the_cross_encoder_with_the_fused_order(pipeline: Pipeline) -> None:
+    """RAG_RERANK_WEIGHT: 1 orders the head by the cross-encoder alone, 0 keeps the fused order; the
+    cross-encoder's probabilities stay in `rerank` whatever the weight (confidence reads them)."""
+    question = "When was the Eiffel Tower completed?"
+    fused = pipeline.rank(question, RetrievalParams(rerank=False))
+    head = 6
+    alone = pipeline.rank(question, RetrievalParams(rerank_top_n=head, rerank_weight=1.0))
+    kept = pipeline.rank(question, RetrievalParams(rerank_top_n=head, rerank_weight=0.0))
+    half = pipeline.rank(question, RetrievalParams(rerank_top_n=head, rerank_weight=0.5))
+    assert alone.rerank is not None and kept.rerank is not None and half.rerank is not None
+    assert np.all(np.diff(alone.rerank[:head]) <= 0)  # descending cross-encoder probabilities
+    assert kept.units[:head].tolist() == fused.units[:head].tolist()
+    ce = dict(zip(alone.units[:head].tolist(), alone.rerank[:head].tolist(), strict=True))
+    assert dict(zip(kept.units[:head].tolist(), kept.rerank[:head].tolist(), strict=True)) == pytest.approx(
+        ce
+    )
+    assert set(half.units[:head].tolist()) == set(ce) and np.all(np.diff(half.score[:head]) <= 0)
+    assert alone.units[:head].tolist() != kept.units[:head].tolist()  # the tiny reranker does reorder
+
+
+class RecordingReranker:
+    """A cross-encoder that scores by length and remembers what it was given."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def score(self, query: str, passages: list[str], *, batch_size: int = 32) -> np.ndarray:
+        self.texts += passages
+        return np.asarray([len(p) / 1000 for p in passages], dtype=np.float32)
+
+
+def test_rerank_text_best_sentence_gives_the_cross_encoder_the_title_and_closest_sentence(
+    tmp_path: Path, embedder
+) -> None:
+    """RAG_RERANK_TEXT: for document units, "best-sentence" (the default) scores title + the sentence closest to
+    the question; "unit" scores the whole unit."""
+    from rag.config import BuildConfig
+    from rag.corpus import Document
+    from rag.index import build_bundle
+
+    filler = " ".join(f"Filler sentence number {i} talks about nothing much." for i in range(12))
+    water = "Water boils at 100 degrees Celsius at sea level."
+    documents = [Document("long", "Long", f"{filler} {water}"), Document("short", "Short", "Cats sleep.")]
+    build_bundle(documents, embedder, tmp_path / "b", BuildConfig(unit="document"))
+    recorder = RecordingReranker()
+    pipeline = Pipeline(Bundle.load(tmp_path / "b"), embedder, recorder, RetrievalParams())  # type: ignore[arg-type]
+    pipeline.rank(water)
+    q = embedder.encode([water], kind="query")[0]
+    sims = np.asarray(pipeline.bundle.sentence_vectors) @ q
+    closest = pipeline._evidence(int(np.argmax(sims[:13])), 0.0).text
+    assert sorted(recorder.texts) == sorted([f"Long. {closest}", "Short. Cats sleep."])
+    recorder.texts.clear()
+    pipeline.rank(water, RetrievalParams(rerank_text="unit"))
+    assert sorted(recorder.texts) == sorted([f"Long. {filler} {water}", "Short. Cats sleep."])

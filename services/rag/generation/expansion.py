@@ -75,5 +75,5 @@ def expanded_ranking(
         ranking = Ranking(units, fused, dense, bm25, None, q)
     if params.rerank and pipeline.reranker is not None and len(units):
         with timings.stage("rerank"):
-            ranking = pipeline.rerank(queries[0], ranking, params.rerank_top_n)
+            ranking = pipeline.rerank(queries[0], ranking, params)
     return ranking

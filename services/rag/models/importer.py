@@ -20,13 +20,16 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from ..errors import ModelError
 from ..files import sha256_file, staged_dir, write_json_atomic
 from .base import default_max_length, known_prefixes, pooling_mode
+
+if TYPE_CHECKING:
+    from .onnx_backend import OnnxModelSpec
 
 __all__ = ["GRAPH_CANDIDATES", "ImportOptions", "import_model_folder", "is_importable"]
 
@@ -71,7 +74,7 @@ def is_importable(folder: Path) -> bool:
 
 def import_model_folder(
     source: str | Path, out: str | Path | None = None, options: ImportOptions = ImportOptions()
-):
+) -> OnnxModelSpec:
     """Describe `source` in `out` (default: in `source` itself) and return the spec. `out`, when given, is a new
     folder holding the graph as `model.onnx` and the tokenizer files, written whole or not at all."""
     from .onnx_backend import MANIFEST_FILE, MODEL_FILE, SPEC_FILE, OnnxModelSpec

@@ -124,7 +124,7 @@ def load_reranker(settings: Settings) -> CrossEncoderModel | None:
             return OnnxCrossEncoder(
                 folder,
                 threads=settings.effective_threads(),
-                max_seq_length=settings.max_seq_length,
+                max_seq_length=settings.reranker_max_tokens or settings.max_seq_length,
                 max_batch_tokens=settings.max_batch_tokens,
                 profile_dir=settings.onnx_profile_dir,
             )
@@ -134,6 +134,11 @@ def load_reranker(settings: Settings) -> CrossEncoderModel | None:
     from .torch_backend import TorchCrossEncoder
 
     try:
-        return TorchCrossEncoder(folder, name, settings.max_seq_length, settings.effective_threads())
+        return TorchCrossEncoder(
+            folder,
+            name,
+            settings.reranker_max_tokens or settings.max_seq_length,
+            settings.effective_threads(),
+        )
     except (OSError, ValueError, RuntimeError) as exc:
         raise ModelError(f"cannot load reranker {settings.reranker_model!r}: {exc}") from None

@@ -175,8 +175,8 @@ def _preload_one(
     if not exported and is_importable(folder):  # a published ONNX folder: described once, copied into DEST
         if backend == "torch" or quantize or optimize:
             raise ModelError(f"{reference} is an ONNX model: it serves only with the onnx backend, as it is")
-        kind = "embedder" if role == "embedder" else "cross-encoder"
-        spec = import_model_folder(folder, out, ImportOptions(kind=kind))  # replaces `out` whole
+        options = ImportOptions(kind="embedder" if role == "embedder" else "cross-encoder")
+        spec = import_model_folder(folder, out, options)  # replaces `out` whole
         name, fingerprint = spec.source_model, spec.fingerprint
         fmt = "onnx-int8" if spec.export.get("quantization") else "onnx"
     elif exported:  # already an ONNX folder made by `rag models export`: taken as it is

@@ -1,0 +1,150 @@
+"""`make eval-confidence`: evidence and abstention on SQuAD v1.1 part A with the real int8 models (bge-small-en +
+ms-marco-MiniLM-L-12-v2, `make models`), with and without the reranker.
+
+Each sampled question is asked three times against the SQuAD bundle (sentence units with titles):
+- answerable: the whole corpus;
+- article removed: every paragraph of the question's article filtered out (nothing on the topic remains);
+- paragraph removed: only the question's own paragraph filtered out (the article, on topic, stays: evidence
+  looks relevant but holds no answer).
+
+For each it records the evidence (is an answer string in the top-1 / top-3 ranked sentences?) and candidate
+confidences: today's (cosine of the best evidence sentence, no rerank) and the cross-encoder's probability for
+the best reranked sentence. Articles are split in halves as `rag eval` splits them: the first half tunes (the
+threshold), the second reports. AUROC is the probability that an answerable question scores above an
+unanswerable one.
+
+    python benchmarks/eval_confidence.py [--per-article 50] [--out build/eval-rerank/confidence.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from real_models import SHARED_DATA, echo, real_models  # noqa: E402
+
+from rag.config import RetrievalParams, Settings  # noqa: E402
+from rag.eval.datasets import SquadQuestion, load_squad  # noqa: E402
+from rag.eval.runner import EvalRunner, Variant, replace_cfg  # noqa: E402
+from rag.models.onnx_backend import OnnxCrossEncoder  # noqa: E402
+from rag.pipeline import Pipeline  # noqa: E402
+
+CONDITIONS = ("answerable", "article removed", "paragraph removed")
+
+
+def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """P(a positive scores above a negative), ties counting half (Mann–Whitney U / (n+ n−))."""
+    values = np.concatenate([positive, negative])
+    order = values.argsort(kind="stable")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(1, len(values) + 1)
+    for value in np.unique(values):  # average ranks of ties
+        tied = values == value
+        ranks[tied] = ranks[tied].mean()
+    u = ranks[: len(positive)].sum() - len(positive) * (len(positive) + 1) / 2
+    return float(u / (len(positive) * len(negative)))
+
+
+def filters_for(q: SquadQuestion, condition: str) -> dict[str, Any] | None:
+    if condition == "article removed":
+        return {"article": {"not": q.article}}
+    if condition == "paragraph removed":
+        return {"doc_id": {"not": q.paragraph_id}}
+    return None
+
+
+def ask(pipeline: Pipeline, q: SquadQuestion, condition: str, rerank: bool) -> dict[str, Any]:
+    params = pipeline.resolve({"rerank": rerank, "abstain_threshold": -1.0, "abstain_rerank_threshold": -1.0})
+    ranking = pipeline.rank(q.question, params, filters_for(q, condition))
+    rows, relevance = pipeline.evidence_candidates(ranking, params)
+    top = [pipeline._evidence(int(r), float(v)).text for r, v in zip(rows[:3], relevance[:3], strict=True)]
+    hit = [any(a in s for a in q.answers) for s in top]
+    answer = pipeline.compose(q.question, ranking, params, filters_for(q, condition))
+    return {"top1": any(hit[:1]), "top3": any(hit[:3]), "confidence": answer.confidence}
+
+
+def threshold_for(answerable: np.ndarray, max_abstain: float = 0.05) -> float:
+    """The highest threshold that abstains on at most `max_abstain` of the answerable questions."""
+    return float(np.quantile(answerable, max_abstain))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--per-article", type=int, default=50, help="questions sampled per article (seeded)")
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "eval-rerank" / "confidence.json")
+    args = parser.parse_args()
+    embedder, reranker = real_models()
+    settings = Settings(
+        backend="onnx", embedding_model=str(embedder), reranker_model=str(reranker), threads=2
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    runner = EvalRunner(settings, SHARED_DATA, args.out.parent, progress=False)
+    data = load_squad(SHARED_DATA / "squad-v1.1" / "dev-v1.1.part-a.json")
+    bundle = runner.bundle(
+        "squad-sentence-title",
+        data.documents,
+        replace_cfg(settings.build_config(), unit="sentence", unit_title=True),
+    )
+    articles = list(dict.fromkeys(q.article for q in data.questions))
+    tune_articles = set(articles[: len(articles) // 2])
+    rng = random.Random(0)
+    questions = []
+    for article in articles:
+        pool = [q for q in data.questions if q.article == article]
+        questions += rng.sample(pool, min(args.per_article, len(pool)))
+    shipped = RetrievalParams().model_dump(exclude={"rerank"})
+    pipeline = runner.pipeline(Variant("squad", bundle, settings.bm25_params(), shipped))
+    pipeline.reranker = OnnxCrossEncoder(reranker, threads=2)
+    results: dict[str, dict[str, list[dict[str, Any]]]] = {"no rerank": {}, "rerank": {}}
+    for mode in results:
+        started = time.perf_counter()
+        for condition in CONDITIONS:
+            results[mode][condition] = [ask(pipeline, q, condition, mode == "rerank") for q in questions]
+        echo(f"{mode}: {time.perf_counter() - started:.0f} s for {len(questions)} questions × 3")
+    tune = np.asarray([q.article in tune_articles for q in questions])
+    report: dict[str, Any] = {"questions": len(questions), "tune_questions": int(tune.sum()), "modes": {}}
+    for mode, by_condition in results.items():
+        confidence = {c: np.asarray([r["confidence"] for r in rows]) for c, rows in by_condition.items()}
+        answerable = by_condition["answerable"]
+        threshold = threshold_for(confidence["answerable"][tune])
+        held = ~tune
+        row = {
+            "heldout_top1": float(np.mean([r["top1"] for r, h in zip(answerable, held, strict=True) if h])),
+            "heldout_top3": float(np.mean([r["top3"] for r, h in zip(answerable, held, strict=True) if h])),
+            "auroc_article_removed": auroc(
+                confidence["answerable"][held], confidence["article removed"][held]
+            ),
+            "auroc_paragraph_removed": auroc(
+                confidence["answerable"][held], confidence["paragraph removed"][held]
+            ),
+            "threshold_from_tune": threshold,
+            "heldout_abstain_answerable": float((confidence["answerable"][held] < threshold).mean()),
+            "heldout_abstain_article_removed": float(
+                (confidence["article removed"][held] < threshold).mean()
+            ),
+            "heldout_abstain_paragraph_removed": float(
+                (confidence["paragraph removed"][held] < threshold).mean()
+            ),
+        }
+        report["modes"][mode] = row
+        echo(f"{mode}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()))
+    report["raw"] = {
+        m: {c: [r["confidence"] for r in rows] for c, rows in v.items()} for m, v in results.items()
+    }
+    args.out.write_text(json.dumps(report, indent=2))
+    echo(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
