@@ -16,7 +16,7 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 COMMA := ,
-.PHONY: install install-artifacts models eval-rerank run ask test test-fast image image-test lint typecheck eval bench bench-models bench-image constraints clean
+.PHONY: install install-artifacts models eval-rerank eval-confidence run ask test test-fast image image-test lint typecheck eval bench bench-models bench-image constraints clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -74,6 +74,9 @@ eval: $(BIN)/.installed  ## SciFact + SQuAD evaluation (about an hour cold; minu
 
 eval-rerank: models  ## SciFact: rerank depth, length and score combination with the real int8 models (~20 min)
 	RAG_SHARED_DATA=$(SHARED_DATA) RAG_MODELS_DIR=$(MODELS_DIR) $(BIN)/python benchmarks/eval_rerank.py $(EVAL_ARGS)
+
+eval-confidence: models  ## SQuAD part A: evidence and abstention (answerable / article removed / paragraph removed), with and without rerank (~10 min)
+	RAG_SHARED_DATA=$(SHARED_DATA) RAG_MODELS_DIR=$(MODELS_DIR) $(BIN)/python benchmarks/eval_confidence.py $(EVAL_ARGS)
 
 bench: $(BIN)/.installed  ## /answer over HTTP vs in-process: latency, throughput, memory (BENCH_ARGS=--quick: dry run)
 	@command -v wrk >/dev/null || (apt-get update -q && apt-get install -y -q --no-install-recommends wrk)

@@ -62,8 +62,16 @@ def filters_for(q: SquadQuestion, condition: str) -> dict[str, Any] | None:
     return None
 
 
-def ask(pipeline: Pipeline, q: SquadQuestion, condition: str, rerank: bool) -> dict[str, Any]:
-    params = pipeline.resolve({"rerank": rerank, "abstain_threshold": -1.0, "abstain_rerank_threshold": -1.0})
+# What each mode changes from the shipped retrieval parameters
+MODES: dict[str, dict[str, Any]] = {
+    "no rerank": {"rerank": False},
+    "rerank, shipped (top 10, 0.4 ce, best sentence)": {"rerank": True},
+    "rerank top 20, ce alone": {"rerank": True, "rerank_top_n": 20, "rerank_weight": 1.0},
+}
+
+
+def ask(pipeline: Pipeline, q: SquadQuestion, condition: str, mode: dict[str, Any]) -> dict[str, Any]:
+    params = pipeline.resolve({**mode, "abstain_threshold": -1.0, "abstain_rerank_threshold": -1.0})
     ranking = pipeline.rank(q.question, params, filters_for(q, condition))
     rows, relevance = pipeline.evidence_candidates(ranking, params)
     top = [pipeline._evidence(int(r), float(v)).text for r, v in zip(rows[:3], relevance[:3], strict=True)]
@@ -106,11 +114,11 @@ def main() -> None:
     shipped = RetrievalParams().model_dump(exclude={"rerank"})
     pipeline = runner.pipeline(Variant("squad", bundle, settings.bm25_params(), shipped))
     pipeline.reranker = OnnxCrossEncoder(reranker, threads=2)
-    results: dict[str, dict[str, list[dict[str, Any]]]] = {"no rerank": {}, "rerank": {}}
-    for mode in results:
+    results: dict[str, dict[str, list[dict[str, Any]]]] = {mode: {} for mode in MODES}
+    for mode, overrides in MODES.items():
         started = time.perf_counter()
         for condition in CONDITIONS:
-            results[mode][condition] = [ask(pipeline, q, condition, mode == "rerank") for q in questions]
+            results[mode][condition] = [ask(pipeline, q, condition, overrides) for q in questions]
         echo(f"{mode}: {time.perf_counter() - started:.0f} s for {len(questions)} questions × 3")
     tune = np.asarray([q.article in tune_articles for q in questions])
     report: dict[str, Any] = {"questions": len(questions), "tune_questions": int(tune.sum()), "modes": {}}

@@ -239,6 +239,8 @@ def cmd_models_import(args: argparse.Namespace) -> int:
         passage_prefix=args.passage_prefix,
         max_seq_length=args.max_length,
         graph=args.graph,
+        abstain_threshold=args.abstain_threshold,
+        calibrated_with=args.calibrated_with or "",
     )
     spec = import_model_folder(args.source, args.out, options)
     detail = f", {spec.pooling} pooling, dim {spec.dim}" if spec.kind == "embedder" else ""
@@ -439,6 +441,13 @@ def _parser() -> argparse.ArgumentParser:
         "--max-length", type=int, help="tokens per input; default: from the tokenizer and config"
     )
     imp.add_argument("--graph", help="the graph file inside FOLDER when it holds several")
+    imp.add_argument(
+        "--abstain-threshold",
+        type=float,
+        help="cross-encoders: the calibrated probability below which answers abstain (recorded; served unless "
+        "RAG_ABSTAIN_RERANK_THRESHOLD is set)",
+    )
+    imp.add_argument("--calibrated-with", help="how that threshold was found: models, data, rule")
     imp.set_defaults(func=cmd_models_import)
 
     preload = models_sub.add_parser(

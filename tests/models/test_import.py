@@ -149,3 +149,23 @@ def test_preload_imports_published_folders_into_dest_and_checks_they_serve(
     assert [(m.role, m.format) for m in result.models] == [("embedder", "onnx"), ("reranker", "onnx")]
     assert not (embedder / "rag_model.json").exists()  # the published folders are left as they were
     assert (tmp_path / "models" / "reranker" / "rag_model.json").is_file()
+
+
+def test_a_recorded_abstention_threshold_is_served_unless_the_setting_is_given(
+    tiny_onnx_models, sample_bundle, tmp_path, monkeypatch
+) -> None:
+    from rag.config import load_settings
+    from rag.pipeline import Pipeline
+
+    source = published(tiny_onnx_models["reranker"], tmp_path / "published", keep=("tokenizer.json",))
+    options = ImportOptions(abstain_threshold=0.42, calibrated_with="a test")
+    spec = import_model_folder(source, tmp_path / "ce", options)
+    assert spec.calibration == {"abstain_threshold": 0.42, "with": "a test"}
+    monkeypatch.setenv("RAG_BACKEND", "onnx")
+    monkeypatch.setenv("RAG_EMBEDDING_MODEL", str(tiny_onnx_models["e5"]))
+    monkeypatch.setenv("RAG_RERANKER_MODEL", str(tmp_path / "ce"))
+    assert Pipeline.from_settings(load_settings(), sample_bundle).params.abstain_rerank_threshold == 0.42
+    monkeypatch.setenv("RAG_ABSTAIN_RERANK_THRESHOLD", "0.2")
+    assert Pipeline.from_settings(load_settings(), sample_bundle).params.abstain_rerank_threshold == 0.2
+    with pytest.raises(ModelError, match="for cross-encoders only"):
+        import_model_folder(published(tiny_onnx_models["e5"], tmp_path / "e5"), tmp_path / "x", options)

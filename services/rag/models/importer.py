@@ -65,11 +65,16 @@ class ImportOptions:
     passage_prefix: str | None = None
     max_seq_length: int | None = None
     graph: str | None = None  # a path inside the folder, when it holds several graphs
+    abstain_threshold: float | None = None  # cross-encoders: a calibrated abstention threshold to record
+    calibrated_with: str = ""  # how that threshold was found (models, data, rule)
 
 
 def is_importable(folder: Path) -> bool:
-    """A folder that holds a tokenizer and a graph but no `rag_model.json` yet."""
-    return (folder / "tokenizer.json").is_file() and any((folder / g).is_file() for g in GRAPH_CANDIDATES)
+    """A folder that holds a tokenizer and a graph, and no PyTorch weights (a hub repository with both is
+    exported from its weights, as `rag models export` and `preload` do)."""
+    has_graph = any((folder / g).is_file() for g in GRAPH_CANDIDATES)
+    has_weights = any(folder.glob("*.safetensors")) or (folder / "pytorch_model.bin").is_file()
+    return (folder / "tokenizer.json").is_file() and has_graph and not has_weights
 
 
 def import_model_folder(
@@ -103,6 +108,13 @@ def import_model_folder(
             "quantization": "int8" if quantized else None,
         },
     }
+    if options.abstain_threshold is not None:
+        if kind != "cross-encoder":
+            raise ModelError(f"{source}: an abstention threshold is recorded for cross-encoders only")
+        fields["calibration"] = {
+            "abstain_threshold": options.abstain_threshold,
+            "with": options.calibrated_with,
+        }
     if kind == "embedder":
         query, passage = known_prefixes(name, str(source))
         fields |= {

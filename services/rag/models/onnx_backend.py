@@ -71,6 +71,8 @@ class OnnxModelSpec:
     passage_prefix: str = ""
     dim: int | None = None  # embedders: the vector size
     export: dict[str, Any] = field(default_factory=dict)
+    # cross-encoders: {"abstain_threshold": probability, "with": what it was calibrated with and how}
+    calibration: dict[str, Any] = field(default_factory=dict)
     format: int = SPEC_FORMAT
 
     def __post_init__(self) -> None:
@@ -90,6 +92,9 @@ class OnnxModelSpec:
             problems.append(f"max_seq_length {self.max_seq_length}")
         if self.vocab_size < 1:
             problems.append(f"vocab_size {self.vocab_size}")
+        threshold = self.calibration.get("abstain_threshold")
+        if threshold is not None and not (isinstance(threshold, int | float) and 0.0 <= threshold <= 1.0):
+            problems.append(f"calibration abstain_threshold {threshold!r} (a probability)")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -422,6 +427,12 @@ class OnnxCrossEncoder(_OnnxTextModel):
 
     kind = "cross-encoder"
     output = "logits"
+
+    @property
+    def abstain_threshold(self) -> float | None:
+        """The threshold recorded when the model was calibrated (`rag models import --abstain-threshold`)."""
+        value = self.spec.calibration.get("abstain_threshold")
+        return None if value is None else float(value)
 
     def _check_graph(self, shape: list[Any]) -> None:
         if len(shape) != 2:

@@ -233,8 +233,11 @@ def fetch_model(reference: str, revision: str | None, cache: Path) -> tuple[str,
     """(name, local folder, hub commit or None). Hub ids are downloaded into `cache` (huggingface_hub layout)."""
     name, folder = resolve_model_path(reference)
     if folder is not None:
-        if not Path(folder, "config.json").is_file() and not Path(folder, ONNX_SPEC_FILE).is_file():
-            raise ModelError(f"model folder {folder} has no config.json")
+        marks = ("config.json", ONNX_SPEC_FILE)
+        if not any(Path(folder, mark).is_file() for mark in marks) and not is_importable(Path(folder)):
+            raise ModelError(
+                f"model folder {folder} has no config.json (nor an ONNX graph and tokenizer.json)"
+            )
         return name, Path(folder), None
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
     try:

@@ -124,7 +124,7 @@ class Pipeline:
         if reranker is None:
             loaded.pop("reranker", None)
         loaded["total"] = time.perf_counter() - started
-        pipeline = cls(loaded_bundle, embedder, reranker, settings.retrieval_params())
+        pipeline = cls(loaded_bundle, embedder, reranker, _calibrated(settings, reranker))
         pipeline.load_seconds = loaded
         return pipeline
 
@@ -415,3 +415,13 @@ def _checked(question: str) -> str:
     if len(question) > MAX_QUESTION_CHARS:
         raise QueryError(f"the question is longer than {MAX_QUESTION_CHARS} characters")
     return question.strip()
+
+
+def _calibrated(settings: Settings, reranker: CrossEncoderModel | None) -> RetrievalParams:
+    """The settings' retrieval parameters; the reranker's recorded abstention threshold replaces the generic
+    default unless RAG_ABSTAIN_RERANK_THRESHOLD is set."""
+    params = settings.retrieval_params()
+    recorded = getattr(reranker, "abstain_threshold", None)
+    if recorded is None or "abstain_rerank_threshold" in settings.model_fields_set:
+        return params
+    return params.model_copy(update={"abstain_rerank_threshold": recorded})
