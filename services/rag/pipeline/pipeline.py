@@ -34,6 +34,7 @@ MAX_QUESTION_CHARS = 2000
 _EVIDENCE_UNITS = 5  # passage/document units whose sentences compete for evidence
 _EVIDENCE_SENTENCES = 20  # sentence units considered for evidence
 _SENTENCE_SIGNAL_HEAD = 100  # passage/document units re-scored by their best sentence
+_PARTIAL_RERANK_WEIGHT = 0.4  # the cross-encoder's share when it reads part of a unit (docs/EVALUATION.md)
 
 
 @dataclass
@@ -209,13 +210,16 @@ class Pipeline:
         return self._rerank(question, ranking, p.rerank_top_n, p.rerank_weight, p.rerank_text)
 
     def _rerank(
-        self, question: str, ranking: Ranking, top_n: int, weight: float, text: RerankText
+        self, question: str, ranking: Ranking, top_n: int, weight: float | None, text: RerankText
     ) -> Ranking:
         """The head in the order of `weight` × cross-encoder + (1 − weight) × normalised fused score; the
         cross-encoder's own probabilities are kept in `rerank` (what confidence reads)."""
         assert self.reranker is not None
         head = ranking.units[:top_n]
-        if text == "best-sentence" and self.bundle.manifest.build.unit != "sentence":
+        sentences = self.bundle.manifest.build.unit == "sentence"
+        if weight is None:  # the cross-encoder reads all of a sentence unit, only part of a longer one
+            weight = 1.0 if sentences else _PARTIAL_RERANK_WEIGHT
+        if text == "best-sentence" and not sentences:
             texts = [self._best_sentence_text(u, ranking.query_vector) for u in head.tolist()]
         else:
             texts = [self._unit_text(u, with_title=True) for u in head]
