@@ -54,8 +54,10 @@ class BoundedH11Protocol(H11Protocol):
         if self._header_deadline is None and self.conn.their_state is h11.IDLE:
             self._arm()  # the first bytes of the next request on a kept-alive connection
         super().data_received(data)
-        if self._last_request_only and self.cycle is not None:
-            self.cycle.keep_alive = False  # answered with Connection: close, then the connection ends
+        if self._last_request_only and self.cycle is not None and self.cycle.keep_alive:
+            # Answered with Connection: close (a new list: the defaults are shared), then the connection ends
+            self.cycle.keep_alive = False
+            self.cycle.default_headers = [*self.cycle.default_headers, (b"connection", b"close")]
         if self.conn.their_state is not h11.IDLE:
             self._disarm()  # its headers are in
 
