@@ -248,7 +248,7 @@ class Pipeline:
 
     def _best_sentence_text(self, unit: int, q: np.ndarray) -> str:
         """The unit's title and its sentence closest to the question: on SciFact, a cross-encoder reading this
-        ranked documents as well as reading 128 tokens of them, at a third of the cost (docs/EVALUATION.md)."""
+        ranked documents better than reading their first 128 tokens, in less time (docs/EVALUATION.md)."""
         seg = self.bundle.seg
         rows = np.arange(int(seg.unit_first[unit]), int(seg.unit_last[unit]))
         best = int(rows[int(np.argmax(np.asarray(self.bundle.sentence_vectors[rows]) @ q))])
