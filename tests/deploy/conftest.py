@@ -60,17 +60,13 @@ def app_routes(settings: Any) -> dict[str, set[str]]:
 
 
 @pytest.fixture(scope="session")
-def live_service(
-    tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, Path], sample_bundle: Path
-) -> Iterator[str]:
-    """`make run` over the tiny models and the sample bundle. Its own process, so its /metrics holds only its
+def live_service(tmp_path_factory: pytest.TempPathFactory, sample_bundle: Path) -> Iterator[str]:
+    """`make run` (its default models) over the sample bundle. Its own process, so its /metrics holds only its
     own traffic."""
     service = make_run(
         tmp_path_factory.mktemp("service"),
         bundle=sample_bundle,
         env={
-            "RAG_EMBEDDING_MODEL": str(tiny_models["e5"]),
-            "RAG_RERANKER_MODEL": str(tiny_models["reranker"]),
             # One worker: the answer cache is per worker, and the traffic below needs a hit on demand.
             "RAG_WORKERS": "1",
             # Reranker probabilities never fall below -1 and cosines never reach 2: a reranked question is

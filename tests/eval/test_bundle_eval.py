@@ -55,7 +55,7 @@ def test_eval_set_reads_queries_and_judgements_and_names_what_is_wrong(tmp_path:
 
 
 def test_lexical_queries_score_their_documents_first(sample_bundle: Path, embedder, tmp_path: Path) -> None:
-    # BM25 only: the tiny test embedder has random weights, so dense scores are noise
+    # BM25 only: the expected ranking follows from the words alone
     pipeline = Pipeline(Bundle.load(sample_bundle), embedder, None, RetrievalParams(alpha=0.0, rerank=False))
     evaluation = evaluate_bundle(pipeline, load_eval_set(write_eval_set(tmp_path / "set")))
     assert evaluation.queries == 3
@@ -66,9 +66,8 @@ def test_lexical_queries_score_their_documents_first(sample_bundle: Path, embedd
 
 
 def test_rag_eval_bundle_records_metrics_in_the_manifest_and_the_bundle_still_verifies(
-    sample_bundle: Path, tiny_models, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    sample_bundle: Path, default_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    monkeypatch.setenv("RAG_EMBEDDING_MODEL", str(tiny_models["e5"]))
     monkeypatch.setenv("RAG_RERANKER_MODEL", "")
     monkeypatch.setenv("RAG_ALPHA", "0")
     bundle = tmp_path / "bundle"

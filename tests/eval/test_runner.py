@@ -70,10 +70,8 @@ def make_data(root: Path) -> Path:
 
 
 def test_eval_runs_every_suite_and_writes_the_report(
-    tmp_path: Path, tiny_models, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, default_env: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("RAG_EMBEDDING_MODEL", str(tiny_models["e5"]))
-    monkeypatch.setenv("RAG_RERANKER_MODEL", str(tiny_models["reranker"]))
     data = make_data(tmp_path / "data")
     code = main(["eval", str(tmp_path / "work"), "--data", str(data)])
     out = capsys.readouterr().out

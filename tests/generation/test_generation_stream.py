@@ -19,17 +19,12 @@ QUESTION = "When was the Eiffel Tower completed?"
 
 
 @pytest.fixture()
-def service(
-    tmp_path: Path, tiny_models: dict[str, Path], sample_bundle: Path, llm_server: ScriptedLlm
-) -> Iterator[str]:
-    """`make run` with generation on (the settings this test is about) over the tiny embedder."""
+def service(tmp_path: Path, sample_bundle: Path, llm_server: ScriptedLlm) -> Iterator[str]:
+    """`make run` with generation on (the settings this test is about)."""
     server = make_run(
         tmp_path,
         bundle=sample_bundle,
         env={
-            "RAG_EMBEDDING_MODEL": str(tiny_models["e5"]),
-            "RAG_RERANKER_MODEL": "",
-            "RAG_ABSTAIN_THRESHOLD": "-1",  # the tiny embedder's cosines: always answer
             "RAG_GENERATION_BASE_URL": llm_server.url,  # the root: the client adds /v1
             "RAG_GENERATION_MODEL": "scripted-model",
             "RAG_GENERATION_API_KEY": API_KEY,

@@ -1,7 +1,7 @@
 """The container image, built and run with podman the way a pod runs it (`make image-test`, part of `make test`).
 
 A local base image stands in for python:3.11-slim (no registry here): Debian bookworm minbase from the
-mirror apt uses (ci/build-base-image.sh). The image is built with tiny ONNX models from the build context.
+mirror apt uses (ci/build-base-image.sh). The image is built with the real int8 models of `make models` from the build context.
 Then, as in the Helm chart's pod: the image in init mode pulls a bundle from the loopback S3 server into a
 shared volume, and the image in server mode serves it, read-only root filesystem, as a non-root user.
 """

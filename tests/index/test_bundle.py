@@ -33,8 +33,8 @@ def test_bundle_layout_and_manifest(sample_bundle: Path, embedder) -> None:
     }
     assert manifest.format_version == 1
     assert manifest.embedding_model.fingerprint == embedder.identity.fingerprint
-    assert manifest.embedding_model.dim == 32
-    assert manifest.embedding_model.query_prefix == "query: "
+    assert manifest.embedding_model.dim == 384
+    assert manifest.embedding_model.query_prefix.startswith("Represent this sentence")
     assert manifest.counts["documents"] == 5 and manifest.counts["sentences"] == manifest.counts["units"]
     assert len(manifest.corpus_id) == 16 and manifest.created_at
 
@@ -97,8 +97,8 @@ def test_bundle_built_with_another_model_is_refused(sample_bundle: Path, tiny_mo
     from rag.config import Settings
     from rag.models import load_embedder
 
-    other = load_embedder(Settings(embedding_model=str(tiny_models["e5_other"])))
-    with pytest.raises(BundleModelMismatch, match="was built with embedding model 'tiny-e5-bert'"):
+    other = load_embedder(Settings(embedding_model=str(tiny_models["e5_other"]), backend="torch"))
+    with pytest.raises(BundleModelMismatch, match="was built with embedding model 'BAAI/bge-small-en'"):
         Pipeline(Bundle.load(sample_bundle), other)
 
 
@@ -149,7 +149,7 @@ def test_manifest_records_the_hub_revision_of_the_embedding_model(tmp_path: Path
     from rag.models import load_embedder
 
     snapshot = shutil.copytree(tiny_models["e5"], tmp_path / "hub" / "snapshots" / "0123abcd")
-    embedder = load_embedder(Settings(embedding_model=str(snapshot)))
+    embedder = load_embedder(Settings(embedding_model=str(snapshot), backend="torch"))
     assert embedder.identity.revision == "0123abcd"
     documents, _ = load_corpus(write_corpus(tmp_path / "corpus", {"a.txt": "One sentence. Two sentences."}))
     build_bundle(documents, embedder, tmp_path / "b", BuildConfig())

@@ -85,7 +85,9 @@ def test_the_key_covers_namespace_and_prefix(tmp_path: Path) -> None:
         assert len(compute.calls) == 3
 
 
-def test_namespace_tells_backend_variants_of_one_model_apart(embedder: Any) -> None:
+def test_namespace_tells_backend_variants_of_one_model_apart(tiny_embedder: Any) -> None:
+    embedder = tiny_embedder
+
     @dataclass
     class Variant:
         identity: Any

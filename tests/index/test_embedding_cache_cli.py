@@ -11,8 +11,7 @@ from rag.cli import main
 
 
 @pytest.fixture()
-def env(monkeypatch: pytest.MonkeyPatch, tiny_models) -> None:
-    monkeypatch.setenv("RAG_EMBEDDING_MODEL", str(tiny_models["e5"]))
+def env(monkeypatch: pytest.MonkeyPatch, default_env: None) -> None:
     monkeypatch.setenv("RAG_RERANKER_MODEL", "")
     monkeypatch.setenv("RAG_THREADS", "1")
 
@@ -40,7 +39,9 @@ def test_build_with_cache_then_stats_and_purge(env, tmp_path: Path, corpus_dir: 
     assert code == 0 and stats["entries"] > 0 and stats["hits"] == stats["misses"] == stats["entries"]
     assert stats["hit_rate"] == 0.5 and stats["oldest"] <= stats["newest"]
     (table,) = stats["tables"]
-    assert table["model"].endswith("torch:torch.float32") and table["entries"] == stats["entries"]
+    # the table is the model's name, fingerprint and variant: the default int8 bge-small-en through onnx
+    assert table["model"].startswith("BAAI/bge-small-en@-|onnx-sha256:") and "|onnx:" in table["model"]
+    assert table["entries"] == stats["entries"]
 
     code, out, _ = run(capsys, "cache", "stats", "--cache", cache)
     assert code == 0 and "hit rate 50.0%" in out and f"table {table['model']}" in out

@@ -39,11 +39,9 @@ def served_by_every_worker(server: Service, corpus_id: str, timeout: float = 60.
 
 
 def test_restart_interrupts_a_running_job_and_keeps_the_activated_bundle(
-    tmp_path: Path, tiny_models: dict[str, Path], sample_bundle: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, sample_bundle: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     env = {
-        "RAG_EMBEDDING_MODEL": str(tiny_models["e5"]),
-        "RAG_RERANKER_MODEL": "",
         "RAG_ADMIN_KEY": "adm",
         "RAG_INGEST_ENABLED": "true",
         "RAG_INGEST_DIR": str(tmp_path / "jobs"),

@@ -152,7 +152,7 @@ def test_preload_imports_published_folders_into_dest_and_checks_they_serve(
 
 
 def test_a_recorded_abstention_threshold_is_served_unless_the_setting_is_given(
-    tiny_onnx_models, sample_bundle, tmp_path, monkeypatch
+    tiny_onnx_models, real_models, sample_bundle, tmp_path, monkeypatch
 ) -> None:
     from rag.config import load_settings
     from rag.pipeline import Pipeline
@@ -162,10 +162,21 @@ def test_a_recorded_abstention_threshold_is_served_unless_the_setting_is_given(
     spec = import_model_folder(source, tmp_path / "ce", options)
     assert spec.calibration == {"abstain_threshold": 0.42, "with": "a test"}
     monkeypatch.setenv("RAG_BACKEND", "onnx")
-    monkeypatch.setenv("RAG_EMBEDDING_MODEL", str(tiny_onnx_models["e5"]))
+    # the embedder make models imports records the cosine threshold of answers without a reranker
+    monkeypatch.setenv("RAG_EMBEDDING_MODEL", str(real_models / "bge-small-en"))
     monkeypatch.setenv("RAG_RERANKER_MODEL", str(tmp_path / "ce"))
-    assert Pipeline.from_settings(load_settings(), sample_bundle).params.abstain_rerank_threshold == 0.42
+    params = Pipeline.from_settings(load_settings(), sample_bundle).params
+    assert (params.abstain_rerank_threshold, params.abstain_threshold) == (0.42, 0.602)
     monkeypatch.setenv("RAG_ABSTAIN_RERANK_THRESHOLD", "0.2")
-    assert Pipeline.from_settings(load_settings(), sample_bundle).params.abstain_rerank_threshold == 0.2
-    with pytest.raises(ModelError, match="for cross-encoders only"):
-        import_model_folder(published(tiny_onnx_models["e5"], tmp_path / "e5"), tmp_path / "x", options)
+    monkeypatch.setenv("RAG_ABSTAIN_THRESHOLD", "0.5")
+    params = Pipeline.from_settings(load_settings(), sample_bundle).params
+    assert (params.abstain_rerank_threshold, params.abstain_threshold) == (0.2, 0.5)
+    # a cross-encoder's threshold is a probability; an embedder's a cosine, which may be negative
+    with pytest.raises(ModelError, match=r"calibration abstain_threshold -0\.5 \(a probability\)"):
+        import_model_folder(source, tmp_path / "y", ImportOptions(abstain_threshold=-0.5))
+    e5 = published(tiny_onnx_models["e5"], tmp_path / "e5")
+    cosine = ImportOptions(pooling="mean", abstain_threshold=-0.5)
+    assert import_model_folder(e5, tmp_path / "x", cosine).calibration == {
+        "abstain_threshold": -0.5,
+        "with": "",
+    }

@@ -11,21 +11,22 @@ from rag.models import OFFLINE_MINILM, known_prefixes, load_embedder
 from rag.models.base import default_max_length, weight_files, weights_fingerprint
 
 
-def test_e5_family_gets_query_and_passage_prefixes(embedder, tiny_models) -> None:
+def test_e5_family_gets_query_and_passage_prefixes(tiny_embedder, tiny_models) -> None:
+    embedder = tiny_embedder
     assert (embedder.identity.query_prefix, embedder.identity.passage_prefix) == ("query: ", "passage: ")
     query = embedder.encode(["boiling water"], kind="query")
     same = embedder.encode(["query: boiling water"], kind="passage")
     # "passage: query: boiling water" != "query: boiling water": prefixes are applied per kind
     assert not np.allclose(query, same)
     override = load_embedder(
-        Settings(embedding_model=str(tiny_models["e5"]), query_prefix="", passage_prefix="")
+        Settings(embedding_model=str(tiny_models["e5"]), backend="torch", query_prefix="", passage_prefix="")
     )
     np.testing.assert_allclose(override.encode(["query: boiling water"], kind="passage"), query, atol=1e-6)
 
 
 def test_vectors_are_float32_and_unit_length(embedder) -> None:
     vectors = embedder.encode(["a", "b c d", "Water boils."], kind="passage", batch_size=2)
-    assert vectors.dtype == np.float32 and vectors.shape == (3, 32)
+    assert vectors.dtype == np.float32 and vectors.shape == (3, embedder.identity.dim) == (3, 384)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
 
@@ -41,7 +42,7 @@ def test_reranker_scores_are_probabilities(reranker) -> None:
 
 
 def test_offline_minilm_from_its_package_has_no_prefix() -> None:
-    model = load_embedder(Settings(embedding_model=OFFLINE_MINILM, threads=1))
+    model = load_embedder(Settings(embedding_model=OFFLINE_MINILM, backend="torch", threads=1))
     assert model.identity.name == "all-MiniLM-L6-v2" and model.identity.dim == 384
     assert model.identity.query_prefix == "" and model.identity.max_seq_length == 256
     a, b, c = model.encode(
@@ -53,12 +54,13 @@ def test_offline_minilm_from_its_package_has_no_prefix() -> None:
 def test_missing_model_folder_and_package_give_model_errors(tmp_path) -> None:
     (tmp_path / "empty-model").mkdir()
     with pytest.raises(ModelError, match=r"has no config\.json"):
-        load_embedder(Settings(embedding_model=str(tmp_path / "empty-model")))
+        load_embedder(Settings(embedding_model=str(tmp_path / "empty-model"), backend="torch"))
     with pytest.raises(ModelError, match="not installed"):
-        load_embedder(Settings(embedding_model="pkg:no_such_model_package"))
+        load_embedder(Settings(embedding_model="pkg:no_such_model_package", backend="torch"))
 
 
-def test_reranker_truncates_at_its_position_embeddings(reranker, tiny_models) -> None:
+def test_reranker_truncates_at_its_position_embeddings(tiny_reranker, tiny_models) -> None:
+    reranker = tiny_reranker
     # the tiny reranker has 130 positions (128 usable: XLM-R's start after the padding index), not 512
     assert reranker.max_length == 128 == default_max_length(tiny_models["reranker"])
     scores = reranker.score("what boils", ["Water boils at 100 degrees. " * 60, "Cats sleep."])

@@ -61,7 +61,8 @@ def onnx_settings(exports: dict[str, Path], embedder: str = "e5", reranker: str 
     )
 
 
-def test_fp32_embedder_matches_the_torch_backend(exports, embedder) -> None:
+def test_fp32_embedder_matches_the_torch_backend(exports, tiny_embedder) -> None:
+    embedder = tiny_embedder
     onnx = load_embedder(onnx_settings(exports))
     assert isinstance(onnx, OnnxEmbedder) and isinstance(onnx, EmbeddingModel)
     # same name, fingerprint, dim, prefixes and max length: bundles built with the torch model are accepted
@@ -75,7 +76,8 @@ def test_fp32_embedder_matches_the_torch_backend(exports, embedder) -> None:
     assert onnx.encode([], kind="query").shape == (0, 32)
 
 
-def test_fp32_reranker_matches_the_torch_backend(exports, reranker) -> None:
+def test_fp32_reranker_matches_the_torch_backend(exports, tiny_reranker) -> None:
+    reranker = tiny_reranker
     onnx = load_reranker(onnx_settings(exports))
     assert isinstance(onnx, OnnxCrossEncoder) and isinstance(onnx, CrossEncoderModel)
     assert onnx.name == reranker.name
@@ -270,7 +272,8 @@ def test_cli_export_refuses_to_overwrite(exports, tiny_models, capsys) -> None:
 PARAMS = RetrievalParams(abstain_threshold=-1.0, abstain_rerank_threshold=0.0)
 
 
-def test_onnx_pipeline_over_a_torch_built_bundle(exports, sample_bundle, embedder, reranker) -> None:
+def test_onnx_pipeline_over_a_torch_built_bundle(exports, tiny_bundle, tiny_embedder, tiny_reranker) -> None:
+    sample_bundle, embedder, reranker = tiny_bundle, tiny_embedder, tiny_reranker
     question = "When was the Eiffel Tower completed?"
     onnx = Pipeline(
         Bundle.load(sample_bundle),
@@ -286,7 +289,8 @@ def test_onnx_pipeline_over_a_torch_built_bundle(exports, sample_bundle, embedde
     assert abs(answer.confidence - expected.confidence) < 1e-4
 
 
-def test_serving_with_onnx_never_imports_torch(exports, sample_bundle) -> None:
+def test_serving_with_onnx_never_imports_torch(exports, tiny_bundle) -> None:
+    sample_bundle = tiny_bundle
     script = textwrap.dedent(
         f"""
         import json, sys
@@ -313,7 +317,8 @@ def test_serving_with_onnx_never_imports_torch(exports, sample_bundle) -> None:
     assert not result["abstained"] and result["evidence"] >= 1
 
 
-def test_profile_dir_gets_each_sessions_operator_trace_at_exit(exports, sample_bundle, tmp_path) -> None:
+def test_profile_dir_gets_each_sessions_operator_trace_at_exit(exports, tiny_bundle, tmp_path) -> None:
+    sample_bundle = tiny_bundle
     # RAG_ONNX_PROFILE_DIR, read by Settings as the server would, and the traces written by the exit hook.
     script = textwrap.dedent(
         f"""

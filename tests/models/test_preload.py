@@ -57,7 +57,7 @@ def serve(dest: Path, bundle: Path) -> dict:
 
 
 def test_preload_int8_exports_serve_a_torch_built_bundle_offline(
-    tiny_models, sample_bundle, tmp_path, capsys
+    tiny_models, tiny_bundle, tmp_path, capsys
 ) -> None:
     dest = tmp_path / "models"
     args = ["models", "preload", "--dest", str(dest), "--quantize", "int8"]
@@ -78,7 +78,7 @@ def test_preload_int8_exports_serve_a_torch_built_bundle_offline(
         assert spec["kind"] == kind and spec["export"]["quantization"]["per_channel"] is True
     assert json.loads((dest / "embedder" / "rag_model.json").read_text())["query_prefix"] == "query: "
 
-    result = serve(dest, sample_bundle)
+    result = serve(dest, tiny_bundle)
     assert result == {"heavy": [], "abstained": False, "evidence": result["evidence"], "rerank": True}
     assert result["evidence"] >= 1
 
@@ -106,7 +106,7 @@ def test_preload_copies_pkg_minilm_for_torch_and_skips_an_empty_reranker(tmp_pat
     assert package_folder is not None
     fingerprint = weights_fingerprint(package_folder)
     assert result.models[0].fingerprint == fingerprint and result.models[0].name == "all-MiniLM-L6-v2"
-    model = load_embedder(Settings(embedding_model=str(dest / "embedder"), threads=1))
+    model = load_embedder(Settings(embedding_model=str(dest / "embedder"), backend="torch", threads=1))
     assert model.identity.fingerprint == fingerprint and model.identity.dim == 384
     assert (model.identity.query_prefix, model.identity.passage_prefix) == ("", "")
 
@@ -144,7 +144,7 @@ def test_preload_from_the_hub_cache_keeps_fingerprint_and_prefixes(
     assert not {"pytorch_model.bin", "onnx", "tf_model.h5"} & copied
     assert cache.is_dir()  # Settings.models_dir is a cache to keep
     # a folder called `embedder` no longer names the e5 family: the prefixes travel in the folder
-    served = load_embedder(Settings(embedding_model=str(dest / "embedder"), threads=1))
+    served = load_embedder(Settings(embedding_model=str(dest / "embedder"), backend="torch", threads=1))
     assert (served.identity.query_prefix, served.identity.passage_prefix) == ("query: ", "passage: ")
     assert served.identity.fingerprint == weights_fingerprint(tiny_models["e5"]) == model.fingerprint
 

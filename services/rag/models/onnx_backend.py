@@ -93,8 +93,9 @@ class OnnxModelSpec:
         if self.vocab_size < 1:
             problems.append(f"vocab_size {self.vocab_size}")
         threshold = self.calibration.get("abstain_threshold")
-        if threshold is not None and not (isinstance(threshold, int | float) and 0.0 <= threshold <= 1.0):
-            problems.append(f"calibration abstain_threshold {threshold!r} (a probability)")
+        low, what = (0.0, "a probability") if self.kind == "cross-encoder" else (-1.0, "a cosine")
+        if threshold is not None and not (isinstance(threshold, int | float) and low <= threshold <= 1.0):
+            problems.append(f"calibration abstain_threshold {threshold!r} ({what})")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -313,6 +314,13 @@ class _OnnxTextModel:
             )
         self._check_graph(self._session.outputs[self.output])
 
+    @property
+    def abstain_threshold(self) -> float | None:
+        """The threshold recorded when the model was calibrated (`rag models import --abstain-threshold`): a
+        cross-encoder's probability, or an embedder's cosine for answers served without a reranker."""
+        value = self.spec.calibration.get("abstain_threshold")
+        return None if value is None else float(value)
+
     def _check_graph(self, shape: list[Any]) -> None:
         """Hook: refuse a graph whose output does not fit the spec."""
 
@@ -427,12 +435,6 @@ class OnnxCrossEncoder(_OnnxTextModel):
 
     kind = "cross-encoder"
     output = "logits"
-
-    @property
-    def abstain_threshold(self) -> float | None:
-        """The threshold recorded when the model was calibrated (`rag models import --abstain-threshold`)."""
-        value = self.spec.calibration.get("abstain_threshold")
-        return None if value is None else float(value)
 
     def _check_graph(self, shape: list[Any]) -> None:
         if len(shape) != 2:

@@ -125,7 +125,7 @@ class Pipeline:
         if reranker is None:
             loaded.pop("reranker", None)
         loaded["total"] = time.perf_counter() - started
-        pipeline = cls(loaded_bundle, embedder, reranker, _calibrated(settings, reranker))
+        pipeline = cls(loaded_bundle, embedder, reranker, _calibrated(settings, embedder, reranker))
         pipeline.load_seconds = loaded
         return pipeline
 
@@ -421,11 +421,16 @@ def _checked(question: str) -> str:
     return question.strip()
 
 
-def _calibrated(settings: Settings, reranker: CrossEncoderModel | None) -> RetrievalParams:
-    """The settings' retrieval parameters; the reranker's recorded abstention threshold replaces the generic
-    default unless RAG_ABSTAIN_RERANK_THRESHOLD is set."""
+def _calibrated(
+    settings: Settings, embedder: EmbeddingModel, reranker: CrossEncoderModel | None
+) -> RetrievalParams:
+    """The settings' retrieval parameters, with the abstention thresholds recorded in the models' folders (the
+    reranker's probability, the embedder's cosine) in place of the generic defaults, unless
+    RAG_ABSTAIN_RERANK_THRESHOLD / RAG_ABSTAIN_THRESHOLD is set."""
     params = settings.retrieval_params()
-    recorded = getattr(reranker, "abstain_threshold", None)
-    if recorded is None or "abstain_rerank_threshold" in settings.model_fields_set:
-        return params
-    return params.model_copy(update={"abstain_rerank_threshold": recorded})
+    update = {}
+    for field, model in (("abstain_rerank_threshold", reranker), ("abstain_threshold", embedder)):
+        recorded = getattr(model, "abstain_threshold", None)
+        if recorded is not None and field not in settings.model_fields_set:
+            update[field] = recorded
+    return params.model_copy(update=update)
