@@ -40,7 +40,6 @@ from bench_models import machine  # noqa: E402
 from real_models import SHARED_DATA, echo, real_models  # noqa: E402
 
 from rag.config import RetrievalParams, Settings  # noqa: E402
-from rag.corpus.units import join_title  # noqa: E402
 from rag.eval.datasets import load_beir  # noqa: E402
 from rag.eval.metrics import ndcg_at_k, recall_at_k  # noqa: E402
 from rag.eval.runner import EvalRunner, Variant, replace_cfg  # noqa: E402
@@ -71,14 +70,8 @@ def scores(ranked: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> di
 
 
 def best_sentences(pipeline: Pipeline, unit: int, query_vector: np.ndarray, k: int) -> str:
-    """Title + the unit's k sentences closest to the question, in document order."""
-    bundle = pipeline.bundle
-    seg = bundle.seg
-    rows = np.arange(int(seg.unit_first[unit]), int(seg.unit_last[unit]))
-    sims = np.asarray(bundle.sentence_vectors[rows]) @ query_vector
-    picked = np.sort(rows[np.argsort(-sims, kind="stable")[:k]])
-    doc = bundle.documents[seg.unit_doc[unit]]
-    return join_title(doc.title, " ".join(doc.text[seg.sent_start[r] : seg.sent_end[r]] for r in picked))
+    """Title + the unit's k sentences closest to the question, in document order (what the pipeline reads)."""
+    return pipeline._best_sentence_text(unit, query_vector, k)
 
 
 def first_stage(

@@ -112,10 +112,12 @@ def onnx_only_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_onnx_serving_in_a_venv_without_torch(
-    onnx_only_venv: Path, tiny_onnx_models: dict[str, Path], sample_bundle: Path, embedder, reranker
+    onnx_only_venv: Path, real_models: Path, sample_bundle: Path, embedder, reranker
 ) -> None:
+    """The default models (`make models`), served from a venv that has no torch at all."""
+    models = {"e5": real_models / "bge-small-en", "reranker": real_models / "ms-marco-MiniLM-L-12-v2"}
     python = onnx_only_venv / "bin" / "python"
-    args = [str(sample_bundle), str(tiny_onnx_models["e5"]), str(tiny_onnx_models["reranker"]), QUESTION]
+    args = [str(sample_bundle), str(models["e5"]), str(models["reranker"]), QUESTION]
     done = _run([str(python), "-W", "error", "-c", CHECK, *args], onnx_only_venv, timeout=300)
     result = json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -124,7 +126,7 @@ def test_onnx_serving_in_a_venv_without_torch(
     assert {"rag", "onnxruntime", "tokenizers"} <= set(result["distributions"])
     assert result["loaded"] == []
     assert Path(result["rag_file"]).is_relative_to(onnx_only_venv)  # the installed package, not the tree
-    # the same answer as the torch pipeline over the same bundle
+    # the same answer as this process's pipeline over the same bundle
     params = RetrievalParams(abstain_threshold=-1.0, abstain_rerank_threshold=0.0)
     expected = Pipeline(Bundle.load(sample_bundle), embedder, reranker, params).answer(QUESTION)
     assert not result["abstained"] and result["rerank"]
@@ -133,8 +135,8 @@ def test_onnx_serving_in_a_venv_without_torch(
     # the `rag` entry point too, configured by the environment alone
     env = _clean_env() | {
         "RAG_BACKEND": "onnx",
-        "RAG_EMBEDDING_MODEL": str(tiny_onnx_models["e5"]),
-        "RAG_RERANKER_MODEL": str(tiny_onnx_models["reranker"]),
+        "RAG_EMBEDDING_MODEL": str(models["e5"]),
+        "RAG_RERANKER_MODEL": str(models["reranker"]),
         "RAG_THREADS": "1",
         "RAG_ABSTAIN_THRESHOLD": "-1",
         "RAG_ABSTAIN_RERANK_THRESHOLD": "0",

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def scifact(tmp_path_factory: pytest.TempPathFactory):
-    settings = Settings(embedding_model=OFFLINE_MINILM, reranker_model=None)
+    settings = Settings(embedding_model=OFFLINE_MINILM, backend="torch", reranker_model=None)
     embedder = load_embedder(settings)
     data = load_beir(SHARED_DATA / "scifact", "test")
     path = tmp_path_factory.mktemp("scifact") / "bundle"

@@ -35,11 +35,14 @@ HEARTBEAT_SECONDS = 2.0
 _REPORT_SECONDS = 0.5  # progress writes at most this often (the final one of a stage always)
 
 
-class Interrupted(Exception):
+# BaseException, as KeyboardInterrupt is: the signal handlers raise these wherever the build happens to be,
+# and an `except Exception` there (a loader wrapping a library's bare Exception) must not turn a cancel into
+# a model error. That happened: a cancel during the tokenizer's load was reported as "cannot be read".
+class Interrupted(BaseException):
     """SIGTERM: the server is shutting down."""
 
 
-class Cancelled(Exception):
+class Cancelled(BaseException):
     """SIGUSR1: `POST /ingest/cancel/{id}` (runner.JobRunner.cancel)."""
 
 

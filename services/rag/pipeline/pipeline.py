@@ -246,14 +246,16 @@ class Pipeline:
             ranking.query_vector,
         )
 
-    def _best_sentence_text(self, unit: int, q: np.ndarray) -> str:
-        """The unit's title and its sentence closest to the question: on SciFact, a cross-encoder reading this
-        ranked documents better than reading their first 128 tokens, in less time (docs/EVALUATION.md)."""
+    def _best_sentence_text(self, unit: int, q: np.ndarray, k: int = 1) -> str:
+        """The unit's title and its `k` sentences closest to the question, in document order: on SciFact, a
+        cross-encoder reading the best one ranked documents better than reading their first 128 tokens, in less
+        time (docs/EVALUATION.md; `make eval-rerank` tries other k)."""
         seg = self.bundle.seg
         rows = np.arange(int(seg.unit_first[unit]), int(seg.unit_last[unit]))
-        best = int(rows[int(np.argmax(np.asarray(self.bundle.sentence_vectors[rows]) @ q))])
+        sims = np.asarray(self.bundle.sentence_vectors[rows]) @ q
+        picked = np.sort(rows[np.argsort(-sims, kind="stable")[:k]])
         doc = self.bundle.documents[seg.unit_doc[unit]]
-        return join_title(doc.title, doc.text[seg.sent_start[best] : seg.sent_end[best]])
+        return join_title(doc.title, " ".join(doc.text[seg.sent_start[r] : seg.sent_end[r]] for r in picked))
 
     def _unit_text(self, unit: int, with_title: bool = False) -> str:
         seg = self.bundle.seg
