@@ -22,7 +22,7 @@ from ..errors import BundleModelMismatch, QueryError
 from ..index import Bundle
 from ..models import CrossEncoderModel, EmbeddingModel, load_embedder, load_reranker
 from .compose import unsupported_numbers
-from .fuse import convex_fusion, rrf_fusion, top_k
+from .fuse import convex_fusion, minmax, rrf_fusion, top_k
 from .schemas import Answer, Evidence, Hit, SearchResult
 from .select import mmr
 
@@ -408,11 +408,9 @@ _EMPTY = np.zeros(0, dtype=np.int64)
 
 
 def _normalise(values: np.ndarray) -> np.ndarray:
+    """Min-max over the values themselves (fusion's scaling, with their own range)."""
     values = np.asarray(values, dtype=np.float64)
-    if not len(values):
-        return values
-    lo, hi = float(values.min()), float(values.max())
-    return np.ones_like(values) if hi - lo <= 1e-12 else (values - lo) / (hi - lo)
+    return values if not len(values) else minmax(values, float(values.min()), float(values.max()))
 
 
 def _checked(question: str) -> str:
