@@ -103,12 +103,16 @@ def tiny_reranker(tiny_settings):
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_settings, tiny_embedder) -> Path:
     """The sample corpus built with the tiny torch embedder (what an export of it must serve)."""
+    return _sample_bundle(tmp_path_factory.mktemp("tiny-bundle"), tiny_settings, tiny_embedder)
+
+
+def _sample_bundle(root: Path, settings, embedder) -> Path:
+    """The sample corpus (tests/samples.py) built into root/bundle with these settings and embedder."""
     from rag.corpus import load_corpus
     from rag.index import build_bundle
 
-    root = tmp_path_factory.mktemp("tiny-bundle")
     documents, report = load_corpus(write_corpus(root / "corpus"))
-    build_bundle(documents, tiny_embedder, root / "bundle", tiny_settings.build_config(), report=report)
+    build_bundle(documents, embedder, root / "bundle", settings.build_config(), report=report)
     return root / "bundle"
 
 
@@ -133,13 +137,7 @@ def corpus_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def sample_bundle(tmp_path_factory: pytest.TempPathFactory, settings, embedder) -> Path:
-    from rag.corpus import load_corpus
-    from rag.index import build_bundle
-
-    root = tmp_path_factory.mktemp("bundle")
-    documents, report = load_corpus(write_corpus(root / "corpus"))
-    build_bundle(documents, embedder, root / "bundle", settings.build_config(), report=report)
-    return root / "bundle"
+    return _sample_bundle(tmp_path_factory.mktemp("bundle"), settings, embedder)
 
 
 @pytest.fixture(scope="session")
