@@ -91,7 +91,7 @@ def bundle_and_questions(
     from rag.config import Settings
     from rag.corpus import load_corpus
     from rag.eval.datasets import load_beir
-    from rag.index import build_bundle, read_manifest
+    from rag.index import Builder, read_manifest
     from rag.models import load_embedder
 
     settings = Settings(
@@ -114,13 +114,8 @@ def bundle_and_questions(
     )
     if not current:
         echo(f"building {path} from {len(documents)} documents ({embedder.name}) …")
-        build_bundle(
-            documents,
-            model,
-            path,
-            settings.build_config(),
-            overwrite=True,
-            cache_path=WORK / "embeddings.sqlite",
+        Builder(model, settings.build_config(), cache_path=WORK / "embeddings.sqlite").build(
+            documents, path, overwrite=True
         )
     return path, questions
 

@@ -1,14 +1,14 @@
 """`make bench-incremental`: a cold SciFact build vs a rebuild after 1% of the documents changed.
 
 With the embedding cache (`rag build --cache`) a rebuild embeds only the units whose text changed. Measured:
-  cold     build_bundle of the corpus with a fresh cache (every unit embedded, batch-invariant: batch 1)
+  cold     Builder.build of the corpus with a fresh cache (every unit embedded, batch-invariant: batch 1)
   rebuild  the same after changing 1% of the documents (every 100th: its first sentence reworded and one
            sentence appended), reusing the cache
   check    a cold build of the CHANGED corpus with another fresh cache: its files must have the rebuild's
            sha256 (every file manifest.json lists: store.sqlite, dense.faiss, bm25/*; manifest.json itself
            holds the build time `created_at` and is not compared)
   batched  (--batched) a cold build without cache at batch 64: what batch invariance costs
-Times are build_bundle's own (corpus loading and model loading excluded, the same in both).
+Times are Builder.build's own (corpus loading and model loading excluded, the same in both).
 
     python benchmarks/bench_incremental.py           # SciFact (5,183 documents), MiniLM int8 ONNX
     python benchmarks/bench_incremental.py --quick   # the first 300 documents: a dry run (~1 min)
@@ -66,7 +66,7 @@ def main() -> int:
 
     from rag.config import BuildConfig, Settings
     from rag.eval.datasets import load_beir
-    from rag.index import build_bundle, read_manifest
+    from rag.index import Builder, read_manifest
     from rag.models import load_embedder
 
     work = Path(args.work) / ("quick" if args.quick else "full")
@@ -84,8 +84,8 @@ def main() -> int:
 
     def build(docs: list[Any], name: str, cache: str | None, **kwargs: Any) -> tuple[float, Any]:
         started = time.perf_counter()
-        result = build_bundle(
-            docs, embedder, work / name, config, cache_path=work / cache if cache else None, **kwargs
+        result = Builder(embedder, config, cache_path=work / cache if cache else None).build(
+            docs, work / name, **kwargs
         )
         seconds = time.perf_counter() - started
         echo(f"{name}: {seconds:.2f}s, {result.embedded} embedded, {result.cache_hits} from cache")

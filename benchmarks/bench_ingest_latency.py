@@ -105,7 +105,7 @@ def main() -> int:
 
     from rag.config import BuildConfig, Settings
     from rag.eval.datasets import load_beir
-    from rag.index import build_bundle
+    from rag.index import Builder
     from rag.models import load_embedder
 
     data = load_beir(DATA)
@@ -121,7 +121,7 @@ def main() -> int:
     served = Path(args.bundle) if args.bundle else work / "bundle"
     if not args.bundle:
         echo(f"building the served bundle ({len(documents)} documents)")
-        build_bundle(documents, load_embedder(settings), served, BuildConfig(), overwrite=True)
+        Builder(load_embedder(settings), BuildConfig()).build(documents, served, overwrite=True)
 
     env = {
         "RAG_BACKEND": "onnx",

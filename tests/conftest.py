@@ -108,11 +108,11 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_settings, tiny_em
 
 def _sample_bundle(root: Path, settings, embedder) -> Path:
     """The sample corpus (tests/samples.py) built into root/bundle with these settings and embedder."""
-    from rag.corpus import load_corpus
-    from rag.index import build_bundle
+    from rag.index import Builder
 
-    documents, report = load_corpus(write_corpus(root / "corpus"))
-    build_bundle(documents, embedder, root / "bundle", settings.build_config(), report=report)
+    builder = Builder.from_settings(settings, embedder=embedder)
+    documents, report = builder.load(write_corpus(root / "corpus"))
+    builder.build(documents, root / "bundle", report=report)
     return root / "bundle"
 
 
@@ -145,11 +145,10 @@ def other_bundle(tmp_path_factory: pytest.TempPathFactory, embedder, settings) -
     """A second bundle (another corpus, the same embedder): a new version of the collection."""
     root = tmp_path_factory.mktemp("other")
     corpus = write_corpus(root / "corpus", {"moon.txt": "The Moon orbits the Earth. It has no atmosphere."})
-    from rag.corpus import load_corpus
-    from rag.index import build_bundle
+    from rag.index import Builder
 
-    documents, _ = load_corpus(corpus)
-    build_bundle(documents, embedder, root / "bundle", settings.build_config())
+    builder = Builder.from_settings(settings, embedder=embedder)
+    builder.build(builder.load(corpus)[0], root / "bundle")
     return root / "bundle"
 
 

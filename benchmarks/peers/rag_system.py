@@ -22,8 +22,7 @@ from typing import Any
 from peers.driver import Inputs, main, read_corpus
 from rag.config import RetrievalParams, Settings
 from rag.corpus import Document
-from rag.index import build_bundle
-from rag.models import load_embedder
+from rag.index import Builder
 from rag.pipeline import Pipeline
 
 PACKAGES = ("rag", "onnxruntime", "tokenizers", "faiss-cpu", "numpy")
@@ -55,9 +54,7 @@ def settings(inputs: Inputs, index: Path, **overrides: Any) -> Settings:
 def build(inputs: Inputs, index: Path) -> dict[str, Any]:
     s = settings(inputs, index)
     documents = [Document(id=r["_id"], title=r["title"], text=r["text"]) for r in read_corpus(inputs.corpus)]
-    result = build_bundle(
-        documents, load_embedder(s), index / "bundle", s.build_config(), overwrite=True, cache_path=None
-    )
+    result = Builder.from_settings(s).build(documents, index / "bundle", overwrite=True)
     return {"embed_s": result.embed_seconds, "counts": result.manifest.counts}
 
 

@@ -14,7 +14,7 @@ from .errors import (
     QueryError,
     RagError,
 )
-from .index import Bundle, build_bundle
+from .index import Builder, Bundle
 from .pipeline import Answer, Evidence, Pipeline, SearchResult
 
 __version__ = "0.1.0"
@@ -22,6 +22,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Answer",
     "BuildConfig",
+    "Builder",
     "Bundle",
     "BundleCorrupt",
     "BundleError",
@@ -39,6 +40,5 @@ __all__ = [
     "RetrievalParams",
     "SearchResult",
     "Settings",
-    "build_bundle",
     "load_corpus",
 ]

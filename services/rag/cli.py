@@ -31,28 +31,14 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from .corpus import load_corpus
-    from .index import build_bundle
-    from .models import load_embedder
+    from .index import Builder
 
-    settings = _settings(args)
-    config = settings.build_config()
-    documents, report = load_corpus(args.corpus, max_document_chars=config.max_document_chars)
+    builder = Builder.from_settings(_settings(args), cache_path=args.cache)
+    documents, report = builder.load(args.corpus)
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    embedder = load_embedder(settings)
-    result = build_bundle(
-        documents,
-        embedder,
-        args.out,
-        config,
-        report=report,
-        overwrite=args.force,
-        progress=not args.quiet,
-        cache_path=Path(cache) if (cache := args.cache or settings.embedding_cache) else None,
-        cache_max_entries=settings.embedding_cache_max_entries,
-        cache_max_bytes=settings.embedding_cache_max_bytes,
-    )
+    result = builder.build(documents, args.out, report=report, overwrite=args.force, progress=not args.quiet)
+    config = builder.config
     counts = result.manifest.counts
     size = sum(f.bytes for f in result.manifest.files.values())
     print(

@@ -28,11 +28,13 @@ from .redact import mask_url, remember, url_credentials
 __all__ = [
     "DEFAULT_EMBEDDING_MODEL",
     "DEFAULT_RERANKER_MODEL",
+    "SETTINGS_GROUPS",
     "Bm25Params",
     "BuildConfig",
     "RetrievalParams",
     "Settings",
     "available_cpus",
+    "child_environment",
     "load_settings",
 ]
 
@@ -49,18 +51,25 @@ class BuildConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    unit: Unit = "sentence"
+    unit: Unit = Field(
+        "sentence",
+        description="retrieval unit: `sentence`, `passage` or `document`; evidence is always sentences",
+    )
     passage_tokens: int = Field(200, ge=16, le=2048, description="target words per passage unit")
     unit_title: bool = Field(True, description="embed units as 'title. text' (context for short units)")
-    dense_index: Literal["flat", "hnsw"] = "flat"
-    hnsw_m: int = Field(32, ge=4, le=128)
-    hnsw_ef_construction: int = Field(200, ge=16, le=2048)
-    stemmer: Literal["english", "none"] = "english"
+    dense_index: Literal["flat", "hnsw"] = Field(
+        "flat", description="exact search, or `hnsw` for large corpora"
+    )
+    hnsw_m: int = Field(32, ge=4, le=128, description="HNSW links per vector")
+    hnsw_ef_construction: int = Field(200, ge=16, le=2048, description="HNSW build breadth")
+    stemmer: Literal["english", "none"] = Field("english", description="BM25's stemmer")
     max_sentence_chars: int = Field(2000, ge=80, description="longer sentences are split at whitespace")
     max_document_chars: int = Field(
         10_000_000, ge=1, description="larger documents are skipped with a warning (recorded in the manifest)"
     )
-    batch_size: int = Field(64, ge=1, le=4096)
+    batch_size: int = Field(
+        64, ge=1, le=4096, description="texts per embedding batch (builds without a cache; with one: 1)"
+    )
 
 
 class RetrievalParams(BaseModel):
@@ -68,13 +77,13 @@ class RetrievalParams(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    bm25_top_k: int = Field(100, ge=1, le=1000)
-    dense_top_k: int = Field(100, ge=1, le=1000)
-    fusion: Fusion = "convex"
+    bm25_top_k: int = Field(100, ge=1, le=1000, description="units BM25 hands to fusion")
+    dense_top_k: int = Field(100, ge=1, le=1000, description="units dense search hands to fusion")
+    fusion: Fusion = Field("convex", description="min-max `convex` fusion with dense weight alpha, or `rrf`")
     alpha: float = Field(0.4, ge=0.0, le=1.0, description="dense weight in convex fusion")
-    rrf_k: int = Field(60, ge=1)
-    rerank: bool = True
-    rerank_top_n: int = Field(20, ge=1, le=200)
+    rrf_k: int = Field(60, ge=1, description="RRF's rank constant (`fusion=rrf`)")
+    rerank: bool = Field(True, description="rerank with the cross-encoder when one is configured")
+    rerank_top_n: int = Field(20, ge=1, le=200, description="units the cross-encoder scores")
     rerank_text: RerankText = Field(
         "best-sentence",
         description="what the cross-encoder reads of a passage/document unit: its title and the sentence most "
@@ -98,7 +107,9 @@ class RetrievalParams(BaseModel):
         le=1.0,
         description="an evidence sentence must reach this share of the best one's relevance",
     )
-    mmr_lambda: float = Field(0.7, ge=0.0, le=1.0)
+    mmr_lambda: float = Field(
+        0.7, ge=0.0, le=1.0, description="MMR's relevance share when picking evidence (the rest: novelty)"
+    )
     unit_weight: float = Field(
         0.5,
         ge=0.0,
@@ -129,34 +140,41 @@ class Bm25Params(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    k1: float = Field(1.2, gt=0.0)
-    b: float = Field(0.9, ge=0.0, le=1.0)
+    k1: float = Field(1.2, gt=0.0, description="BM25 term-frequency saturation")
+    b: float = Field(0.9, ge=0.0, le=1.0, description="BM25 length normalisation")
     title_weight: float = Field(2.0, ge=0.0, description="title term counts are multiplied by this")
 
 
-_BUILD = BuildConfig()
-_QUERY = RetrievalParams()
-_BM25 = Bm25Params()
+def _mirror(view: type[BaseModel], name: str, description: str | None = None) -> Any:
+    """A setting that is the default of a view's field: the same default and description, written once (its
+    range is checked through the view, `Settings._check_views`)."""
+    field = view.model_fields[name]
+    return Field(field.default, description=description or field.description)
 
 
-class Settings(BaseSettings):
-    """The service's configuration. Every field is `RAG_<NAME>` in the environment.
+class ModelSettings(BaseModel):
+    """Models: which embedder and cross-encoder, from where, on which backend."""
 
-    Build, BM25 and query fields take their defaults (and, through `_check_views`, their ranges) from
-    BuildConfig, Bm25Params and RetrievalParams, so each default is written once.
-    """
-
-    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore", frozen=True)
-
-    # models
-    embedding_model: str = DEFAULT_EMBEDDING_MODEL
-    embedding_revision: str | None = None
-    reranker_model: str | None = DEFAULT_RERANKER_MODEL
-    reranker_revision: str | None = None
-    backend: Literal["torch", "onnx"] = "torch"
+    embedding_model: str = Field(
+        DEFAULT_EMBEDDING_MODEL,
+        description="a Hugging Face hub id, a local folder (`rag models import`/`export` for onnx) or "
+        "`pkg:<module>`",
+    )
+    embedding_revision: str | None = Field(None, description="the hub revision (commit or tag) to pin")
+    reranker_model: str | None = Field(
+        DEFAULT_RERANKER_MODEL,
+        description="the cross-encoder, named as the embedder is; empty = no reranking",
+    )
+    reranker_revision: str | None = Field(None, description="the reranker's hub revision to pin")
+    backend: Literal["torch", "onnx"] = Field(
+        "torch",
+        description="`onnx` serves a folder made by `rag models export` or `rag models import`, without torch",
+    )
     query_prefix: str | None = Field(None, description="overrides the prefix known for the model")
-    passage_prefix: str | None = None
-    max_seq_length: int | None = Field(None, ge=8, le=8192)
+    passage_prefix: str | None = Field(None, description="overrides the passage prefix known for the model")
+    max_seq_length: int | None = Field(
+        None, ge=8, le=8192, description="tokens per text the models read; default: the model's own"
+    )
     threads: int = Field(0, ge=0, description="intra-op threads; 0 = the cores this process may use")
     reranker_max_tokens: int | None = Field(
         None,
@@ -168,35 +186,44 @@ class Settings(BaseSettings):
     max_batch_tokens: int = Field(
         1024,
         ge=64,
-        description="onnx backend: padded tokens per model batch; bounds the activation memory a worker keeps",
+        description="onnx backend: padded tokens per model batch; ONNX Runtime keeps the largest batch's "
+        "activations, so this bounds a worker's memory (docs/DEPLOY.md)",
     )
     models_dir: str | None = Field(None, description="where downloaded models are cached")
-    onnx_profile_dir: str | None = Field(
-        None, description="diagnostics: each ONNX session writes its per-operator trace here at exit (slower)"
+    hub_offline: bool = Field(
+        False,
+        validation_alias="HF_HUB_OFFLINE",
+        description="the Hugging Face hub's own switch: use only models already downloaded (the image sets it)",
     )
-    hnsw_ef_search: int = Field(64, ge=1)
+    onnx_profile_dir: str | None = Field(
+        None,
+        description="diagnostics: each ONNX Runtime session writes its per-operator trace (chrome://tracing "
+        "JSON) here at exit; slows inference",
+    )
 
-    # serving (the HTTP API and its gunicorn config)
+
+class ServingSettings(BaseModel):
+    """Serving: the HTTP API, its gunicorn workers, admission, limits and the answer cache."""
+
     bundle_dir: str = Field("build/bundle", description="the index bundle the API serves")
-    bind: str = "0.0.0.0:8000"
+    bind: str = Field("0.0.0.0:8000", description="gunicorn's listening address")
     workers: int = Field(0, ge=0, description="gunicorn workers; 0 = cores // threads (never oversubscribes)")
     preload: bool | None = Field(
         None,
-        description="load the bundle and models once, before gunicorn forks (shared pages); default: on for "
+        description="load the bundle and models once, before gunicorn forks (shared pages); unset = on for "
         "the onnx backend with one thread per worker, where it was measured safe and half the memory",
     )
-    api_key: SecretStr | None = Field(None, description="when set, /answer, /search, /info need it")
-    admin_key: SecretStr | None = Field(None, description="guards /cache/purge; unset = admin endpoints off")
-    cache_size: int = Field(1024, ge=0, description="answers kept per worker; 0 = no cache")
-    cache_ttl_seconds: float = Field(300.0, gt=0)
+    api_key: SecretStr | None = Field(
+        None, description="when set, /answer, /search, /info and /cache/stats need it"
+    )
+    admin_key: SecretStr | None = Field(
+        None, description="guards /cache/purge, /admin/reload and /ingest/*; unset = those routes are off"
+    )
+    cache_size: int = Field(1024, ge=0, description="answers kept per worker (LRU + TTL); 0 = no cache")
+    cache_ttl_seconds: float = Field(300.0, gt=0, description="how long a cached answer is served")
     cache_max_bytes: int = Field(
         64 * 1024**2, ge=1024, description="answers' JSON bytes kept per worker; past it the LRU ones go"
     )
-    embedding_cache: str | None = Field(
-        None, description="embedding cache file (SQLite): `rag build` default, and in /cache/stats"
-    )
-    embedding_cache_max_entries: int = Field(2_000_000, ge=1, description="vectors kept; past it LRU go")
-    embedding_cache_max_bytes: int = Field(4 * 1024**3, ge=1024, description="vector bytes kept (LRU)")
     max_concurrency: int = Field(32, ge=1, description="requests admitted per worker; more get 429")
     max_queue_seconds: float = Field(
         1.0, gt=0, description="a request that would wait longer than this for an inference thread gets 429"
@@ -220,10 +247,75 @@ class Settings(BaseSettings):
     drain_seconds: float = Field(
         0.0, ge=0, description="after SIGTERM, /ready answers 503 this long before the worker stops"
     )
-    warmup: bool = True
-    log_json: bool = True
+    warmup: bool = Field(True, description="answer one question through every stage before /ready says ready")
+    log_json: bool = Field(True, description="log one JSON object per line (else plain text)")
+    log_level: str = Field("INFO", description="the root logger's level")
+    prometheus_multiproc_dir: str | None = Field(
+        None,
+        validation_alias="PROMETHEUS_MULTIPROC_DIR",
+        description="prometheus_client's own: where workers write their metrics (the gunicorn config sets it)",
+    )
 
-    # bundle artifacts in S3 (`rag artifacts`, and hot reload in the server)
+
+class RetrievalSettings(BaseModel):
+    """Retrieval and answers: BM25 (applied when a bundle loads) and each query's defaults (a request may
+    override them)."""
+
+    hnsw_ef_search: int = Field(64, ge=1, description="HNSW search breadth (`RAG_DENSE_INDEX=hnsw` bundles)")
+    bm25_k1: float = _mirror(Bm25Params, "k1")
+    bm25_b: float = _mirror(Bm25Params, "b")
+    bm25_title_weight: float = _mirror(Bm25Params, "title_weight")
+    bm25_top_k: int = _mirror(RetrievalParams, "bm25_top_k")
+    dense_top_k: int = _mirror(RetrievalParams, "dense_top_k")
+    fusion: Fusion = _mirror(RetrievalParams, "fusion")
+    alpha: float = _mirror(RetrievalParams, "alpha")
+    rrf_k: int = _mirror(RetrievalParams, "rrf_k")
+    rerank: bool = _mirror(RetrievalParams, "rerank")
+    rerank_top_n: int = _mirror(RetrievalParams, "rerank_top_n")
+    rerank_text: RerankText = _mirror(RetrievalParams, "rerank_text")
+    rerank_weight: float | None = _mirror(RetrievalParams, "rerank_weight")
+    evidence_k: int = _mirror(RetrievalParams, "evidence_k")
+    evidence_min_ratio: float = _mirror(RetrievalParams, "evidence_min_ratio")
+    mmr_lambda: float = _mirror(RetrievalParams, "mmr_lambda")
+    unit_weight: float = _mirror(RetrievalParams, "unit_weight")
+    sentence_weight: float = _mirror(RetrievalParams, "sentence_weight")
+    abstain_threshold: float = _mirror(
+        RetrievalParams,
+        "abstain_threshold",
+        "without a reranker: abstain below this best-evidence cosine; unset: the threshold recorded in the "
+        "embedder's folder (`make models`: 0.602 for bge-small-en), else this default (all-MiniLM-L6-v2)",
+    )
+    abstain_rerank_threshold: float = _mirror(
+        RetrievalParams,
+        "abstain_rerank_threshold",
+        "with a reranker: abstain below this best probability; unset: the threshold recorded in the "
+        "reranker's folder (`make models`: 0.489 for MiniLM-L12, docs/EVALUATION.md), else this default",
+    )
+
+
+class BuildSettings(BaseModel):
+    """Building a bundle (`rag build`, ingestion jobs): recorded in its manifest, and the embedding cache."""
+
+    unit: Unit = _mirror(BuildConfig, "unit")
+    passage_tokens: int = _mirror(BuildConfig, "passage_tokens")
+    unit_title: bool = _mirror(BuildConfig, "unit_title")
+    dense_index: Literal["flat", "hnsw"] = _mirror(BuildConfig, "dense_index")
+    hnsw_m: int = _mirror(BuildConfig, "hnsw_m")
+    hnsw_ef_construction: int = _mirror(BuildConfig, "hnsw_ef_construction")
+    stemmer: Literal["english", "none"] = _mirror(BuildConfig, "stemmer")
+    max_sentence_chars: int = _mirror(BuildConfig, "max_sentence_chars")
+    max_document_chars: int = _mirror(BuildConfig, "max_document_chars")
+    batch_size: int = _mirror(BuildConfig, "batch_size")
+    embedding_cache: str | None = Field(
+        None, description="embedding cache file (SQLite): `rag build` default, and in /cache/stats"
+    )
+    embedding_cache_max_entries: int = Field(2_000_000, ge=1, description="vectors kept; past it LRU go")
+    embedding_cache_max_bytes: int = Field(4 * 1024**3, ge=1024, description="vector bytes kept (LRU)")
+
+
+class ArtifactSettings(BaseModel):
+    """Bundle artifacts in S3 (`rag artifacts`), and hot reload in the server."""
+
     artifacts_uri: str | None = Field(None, description="s3://bucket/prefix holding bundles/ and channels/")
     s3_endpoint_url: str | None = Field(None, description="an S3-compatible endpoint; default: AWS")
     artifacts_timeout_seconds: float = Field(
@@ -233,7 +325,11 @@ class Settings(BaseSettings):
     reload_interval_seconds: float = Field(
         0.0, ge=0, description="how often the server polls its channel; 0 = hot reload off"
     )
-    # ingestion jobs (single-node: build a bundle on this node, then swap to it; docs: README "Ingestion jobs")
+
+
+class IngestSettings(BaseModel):
+    """Ingestion jobs: build a bundle on this node, then swap to it (README "Ingestion jobs")."""
+
     ingest_enabled: bool = Field(False, description="POST /ingest/start and friends (admin key needed too)")
     ingest_dir: str = Field("build/ingest", description="job records, logs and the bundles jobs build")
     ingest_poll_seconds: float = Field(
@@ -244,10 +340,12 @@ class Settings(BaseSettings):
         description="folders an ingestion job may read a local corpus from (comma-separated); empty = local "
         "paths refused, s3:// only",
     )
-    log_level: str = "INFO"
 
-    # optional generation through an OpenAI-compatible inference server (vLLM, TGI, llama.cpp, a hosted API);
-    # without a base URL it is off and no code path imports its client (docs: README "Generation")
+
+class GenerationSettings(BaseModel):
+    """Optional generation through an OpenAI-compatible inference server (vLLM, TGI, llama.cpp, a hosted API);
+    without a base URL it is off and no code path imports its client (README "Generation")."""
+
     generation_base_url: str | None = Field(
         None, description="the server's root or its /v1 (e.g. http://vllm:8000/v1); unset = generation off"
     )
@@ -271,45 +369,40 @@ class Settings(BaseSettings):
     )
     generation_prompt: str | None = Field(None, description="prompt template with {question} and {evidence}")
     generation_prompt_file: str | None = Field(None, description="the same, read from a file at startup")
-    generation_max_tokens: int = Field(512, ge=1, le=32768)
-    generation_temperature: float = Field(0.0, ge=0.0, le=2.0)
+    generation_max_tokens: int = Field(512, ge=1, le=32768, description="sent with each completion")
+    generation_temperature: float = Field(0.0, ge=0.0, le=2.0, description="sent with each completion")
     generation_expansions: int = Field(0, ge=0, le=10, description="LLM paraphrases retrieved and RRF-fused")
     generation_self_query: bool = Field(False, description="LLM-proposed metadata filters (validated)")
 
-    # build (see BuildConfig)
-    unit: Unit = _BUILD.unit
-    passage_tokens: int = _BUILD.passage_tokens
-    unit_title: bool = _BUILD.unit_title
-    dense_index: Literal["flat", "hnsw"] = _BUILD.dense_index
-    hnsw_m: int = _BUILD.hnsw_m
-    hnsw_ef_construction: int = _BUILD.hnsw_ef_construction
-    stemmer: Literal["english", "none"] = _BUILD.stemmer
-    max_sentence_chars: int = _BUILD.max_sentence_chars
-    max_document_chars: int = _BUILD.max_document_chars
-    batch_size: int = _BUILD.batch_size
 
-    # lexical scoring (see Bm25Params)
-    bm25_k1: float = _BM25.k1
-    bm25_b: float = _BM25.b
-    bm25_title_weight: float = _BM25.title_weight
+SETTINGS_GROUPS: dict[str, type[BaseModel]] = {
+    "models": ModelSettings,
+    "serving": ServingSettings,
+    "retrieval": RetrievalSettings,
+    "build": BuildSettings,
+    "artifacts": ArtifactSettings,
+    "ingest": IngestSettings,
+    "generation": GenerationSettings,
+}
 
-    # query defaults (see RetrievalParams)
-    bm25_top_k: int = _QUERY.bm25_top_k
-    dense_top_k: int = _QUERY.dense_top_k
-    fusion: Fusion = _QUERY.fusion
-    alpha: float = _QUERY.alpha
-    rrf_k: int = _QUERY.rrf_k
-    rerank: bool = _QUERY.rerank
-    rerank_top_n: int = _QUERY.rerank_top_n
-    rerank_text: RerankText = _QUERY.rerank_text
-    rerank_weight: float | None = _QUERY.rerank_weight
-    evidence_k: int = _QUERY.evidence_k
-    evidence_min_ratio: float = _QUERY.evidence_min_ratio
-    mmr_lambda: float = _QUERY.mmr_lambda
-    unit_weight: float = _QUERY.unit_weight
-    sentence_weight: float = _QUERY.sentence_weight
-    abstain_threshold: float = _QUERY.abstain_threshold
-    abstain_rerank_threshold: float = _QUERY.abstain_rerank_threshold
+
+class Settings(
+    ModelSettings,
+    ServingSettings,
+    RetrievalSettings,
+    BuildSettings,
+    ArtifactSettings,
+    IngestSettings,
+    GenerationSettings,
+    BaseSettings,
+):
+    """The service's configuration: every field is `RAG_<NAME>` in the environment, in the groups above.
+
+    Build, BM25 and query fields take their defaults (and, through `_check_views`, their ranges) from
+    BuildConfig, Bm25Params and RetrievalParams, so each default is written once.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore", frozen=True)
 
     @model_validator(mode="after")
     def _check_views(self) -> Settings:
@@ -406,6 +499,25 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(f"invalid settings: {problems}") from None
     remember(settings.secrets())
     return settings
+
+
+def child_environment(settings: Settings | None) -> dict[str, str]:
+    """The environment of a child process that must run with these settings (an ingestion job's build): this
+    process's own (PATH, credentials, …) with every RAG_* variable rewritten from `settings`, so the child
+    builds with the models and options the server was configured with, however they were given."""
+    env = dict(os.environ)
+    if settings is None:
+        return env
+    env = {k: v for k, v in env.items() if not k.startswith("RAG_")}
+    for name, value in settings:
+        if value is None or Settings.model_fields[name].validation_alias:  # not a RAG_* variable
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, tuple | list):
+            value = ",".join(str(item) for item in value)
+        env[f"RAG_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env
 
 
 def available_cpus(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:

@@ -1,24 +1,36 @@
-"""One exception tree for the whole package.
+"""The one exception tree of the package. Each class carries its `error_type` (the API's and the job
+records' machine-readable name) and the HTTP `status` the API answers it with (api/errors.py).
 
-    RagError
-    ├── ConfigError            settings that cannot work together
-    ├── CorpusError            nothing (usable) to build from, conflicting documents
-    ├── ModelError             a model that cannot be loaded or does not match
-    ├── BundleError            an index bundle that is missing, changed, or of another kind
+    RagError                       500
+    ├── ConfigError                500  settings that cannot work together
+    ├── CorpusError                500  nothing (usable) to build from, conflicting documents
+    ├── ModelError                 503  a model that cannot be loaded or does not match
+    ├── BundleError                503  an index bundle that is missing, changed, or of another kind
     │   ├── BundleNotFound
-    │   ├── BundleCorrupt      a checksum or a file does not match the manifest
-    │   ├── BundleVersionError unknown format version
-    │   └── BundleModelMismatch built with another embedding model than the configured one
-    ├── QueryError             a question or parameters the pipeline cannot answer
-    │   └── GenerationNotConfigured  generative mode asked of a server without an inference server
-    ├── GenerationError        the inference server failed or answered unusably (answers fall back, never fail)
-    └── ArtifactError          bundle artifacts in S3
-        ├── ArtifactNotFound   no such version, channel or object
-        ├── ArtifactConflict   a version that exists already with other content (versions are immutable)
-        └── StorageUnavailable S3 unreachable until the deadline, or refusing access
+    │   ├── BundleCorrupt               a checksum or a file does not match the manifest
+    │   ├── BundleVersionError          unknown format version
+    │   └── BundleModelMismatch         built with another embedding model than the configured one
+    ├── QueryError                 422  a question or parameters the pipeline cannot answer
+    │   └── GenerationNotConfigured     generative mode asked of a server without an inference server
+    ├── GenerationError            500  the inference server failed (answers fall back; never reaches a client)
+    ├── EmbeddingCacheError        500  the embedding cache file cannot be used
+    ├── ArtifactError              502  bundle artifacts in S3
+    │   ├── ArtifactNotFound       404  no such version, channel or object
+    │   ├── ArtifactConflict       409  a version that exists already with other content (versions are immutable)
+    │   ├── StorageUnavailable     503  S3 unreachable until the deadline, or refusing access
+    │   └── ReloadRejected         502  a hot-reload candidate that does not load or fit the served models
+    ├── Overloaded                 429  this worker's admission is full (with Retry-After)
+    ├── DeadlineExceeded           504  the request passed its deadline
+    ├── UnknownJob                 404  no ingestion job of that id
+    ├── BadCorpus                  422  a corpus an ingestion job may not or cannot read
+    ├── JobConflict                409  a job that cannot do what was asked in its state
+    │   ├── JobBusy                     another job is queued or running on this node
+    │   └── JobNotActive                cancelling a job that has already finished
+    ├── Unauthorized               401  missing or wrong API or admin key
+    ├── Forbidden                  403  the feature is off (admin key unset, ingestion or hot reload off)
+    └── NotReady                   503  the worker is starting, draining or failed
 
-The CLI maps every RagError to exit code 2 with one line; the API (later) maps `error_type` to an HTTP status
-in one place.
+The CLI maps every RagError to exit code 2 with one line.
 """
 
 from __future__ import annotations
@@ -27,6 +39,7 @@ __all__ = [
     "ArtifactConflict",
     "ArtifactError",
     "ArtifactNotFound",
+    "BadCorpus",
     "BundleCorrupt",
     "BundleError",
     "BundleModelMismatch",
@@ -34,12 +47,23 @@ __all__ = [
     "BundleVersionError",
     "ConfigError",
     "CorpusError",
+    "DeadlineExceeded",
+    "EmbeddingCacheError",
+    "Forbidden",
     "GenerationError",
     "GenerationNotConfigured",
+    "JobBusy",
+    "JobConflict",
+    "JobNotActive",
     "ModelError",
+    "NotReady",
+    "Overloaded",
     "QueryError",
     "RagError",
+    "ReloadRejected",
     "StorageUnavailable",
+    "Unauthorized",
+    "UnknownJob",
 ]
 
 
@@ -47,50 +71,76 @@ class RagError(Exception):
     """Base of every error this package raises on purpose."""
 
     error_type = "rag_error"
+    status = 500
 
 
 class ConfigError(RagError):
+    """Settings that cannot work together."""
+
     error_type = "config_error"
 
 
 class CorpusError(RagError):
+    """Nothing (usable) to build from, or documents that conflict."""
+
     error_type = "corpus_error"
 
 
 class ModelError(RagError):
+    """A model that cannot be loaded or does not match."""
+
     error_type = "model_error"
+    status = 503
 
 
 class BundleError(RagError):
+    """An index bundle that cannot be served."""
+
     error_type = "bundle_error"
+    status = 503
 
 
 class BundleNotFound(BundleError):
+    """No bundle at the configured path."""
+
     error_type = "bundle_not_found"
 
 
 class BundleCorrupt(BundleError):
+    """A file of the bundle does not match its manifest's checksum."""
+
     error_type = "bundle_corrupt"
 
 
 class BundleVersionError(BundleError):
+    """A bundle of a format version this release does not read."""
+
     error_type = "bundle_version"
 
 
 class BundleModelMismatch(BundleError):
+    """A bundle built with another embedding model than the configured one."""
+
     error_type = "bundle_model_mismatch"
 
 
 class QueryError(RagError):
+    """A question or parameters the pipeline cannot answer (empty, too long, out of range)."""
+
     error_type = "query_error"
+    status = 422
 
 
 class GenerationNotConfigured(QueryError):
+    """Generative mode asked of a server with no inference server (RAG_GENERATION_BASE_URL)."""
+
     error_type = "generation_not_configured"
 
 
 class GenerationError(RagError):
-    """`reason` is the answer's `generation.fallback_reason` (timeout, server_error, circuit_open, ...)."""
+    """The inference server failed or answered unusably; the answer falls back, so no client sees it.
+
+    `reason` is the answer's `generation.fallback_reason` (timeout, server_error, circuit_open, ...)."""
 
     error_type = "generation_error"
 
@@ -99,17 +149,109 @@ class GenerationError(RagError):
         self.reason = reason
 
 
+class EmbeddingCacheError(RagError):
+    """The embedding cache file cannot be used."""
+
+    error_type = "embedding_cache"
+
+
 class ArtifactError(RagError):
+    """Bundle artifacts in S3 that cannot be used."""
+
     error_type = "artifact_error"
+    status = 502
 
 
 class ArtifactNotFound(ArtifactError):
+    """No such version, channel or object."""
+
     error_type = "artifact_not_found"
+    status = 404
 
 
 class ArtifactConflict(ArtifactError):
+    """A version that exists already with other content (versions are immutable)."""
+
     error_type = "artifact_conflict"
+    status = 409
 
 
 class StorageUnavailable(ArtifactError):
+    """S3 unreachable until the deadline, or refusing access."""
+
     error_type = "storage_unavailable"
+    status = 503
+
+
+class ReloadRejected(ArtifactError):
+    """A hot-reload version that failed to load before (it is not tried again)."""
+
+    error_type = "reload_rejected"
+
+
+class Overloaded(RagError):
+    """This worker's admission is full (RAG_MAX_CONCURRENCY, RAG_MAX_QUEUE_SECONDS); see Retry-After."""
+
+    error_type = "overloaded"
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DeadlineExceeded(RagError):
+    """The request passed its deadline (RAG_REQUEST_TIMEOUT_SECONDS)."""
+
+    error_type = "deadline_exceeded"
+    status = 504
+
+
+class UnknownJob(RagError):
+    """No ingestion job of that id."""
+
+    error_type = "job_not_found"
+    status = 404
+
+
+class BadCorpus(RagError):
+    """A corpus an ingestion job cannot read, or outside RAG_INGEST_ROOTS."""
+
+    error_type = "bad_corpus"
+    status = 422
+
+
+class JobConflict(RagError):
+    """A job that cannot do what was asked in its state (activating one that has not succeeded or whose bundle is gone)."""
+
+    error_type = "job_conflict"
+    status = 409
+
+
+class JobBusy(JobConflict):
+    """Another ingestion job is queued or running on this node."""
+
+
+class JobNotActive(JobConflict):
+    """Cancelling a job that has already finished."""
+
+
+class Unauthorized(RagError):
+    """A missing or wrong API key or admin key."""
+
+    error_type = "unauthorized"
+    status = 401
+
+
+class Forbidden(RagError):
+    """A feature that is off (RAG_ADMIN_KEY unset, ingestion or hot reload off)."""
+
+    error_type = "forbidden"
+    status = 403
+
+
+class NotReady(RagError):
+    """The worker is starting, draining or failed to load."""
+
+    error_type = "not_ready"
+    status = 503

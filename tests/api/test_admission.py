@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from rag.api.admission import Admission, Overloaded
+from rag.api.admission import Admission
+from rag.errors import Overloaded
 
 
 def test_a_request_that_would_wait_too_long_is_refused_with_the_wait_as_retry_after() -> None:

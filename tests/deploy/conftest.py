@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from helm_tool import Helm, install_helm
-from kustomize_lite import render as kustomize
+from kustomize import render as kustomize
 from manifests import CI_VALUES, K8S, Obj
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -51,12 +51,10 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
 @pytest.fixture(scope="session")
 def app_routes(settings: Any) -> dict[str, set[str]]:
     """Path -> HTTP methods, from the app itself (no pipeline needed: routes exist before loading)."""
-    from fastapi.routing import APIRoute
-
     from rag.api import create_app
 
-    app = create_app(settings)
-    return {route.path: set(route.methods) for route in app.routes if isinstance(route, APIRoute)}
+    paths = create_app(settings).openapi()["paths"]
+    return {path: {method.upper() for method in operations} for path, operations in paths.items()}
 
 
 @pytest.fixture(scope="session")

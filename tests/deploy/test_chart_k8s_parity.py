@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from helm_tool import Helm
-from kustomize_lite import render as kustomize
+from kustomize import render as kustomize
 from manifests import K8S, K8S_VALUES, Obj, workload
 
 Key = tuple[str, str]

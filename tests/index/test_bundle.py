@@ -8,7 +8,7 @@ import pytest
 from rag.config import BuildConfig
 from rag.corpus import load_corpus
 from rag.errors import BundleCorrupt, BundleError, BundleModelMismatch, BundleNotFound, BundleVersionError
-from rag.index import Bundle, build_bundle, read_manifest
+from rag.index import Builder, Bundle, read_manifest
 from rag.pipeline import Pipeline
 from samples import write_corpus
 
@@ -43,8 +43,8 @@ def test_same_corpus_and_config_give_the_same_checksums(tmp_path: Path, corpus_d
     documents, _ = load_corpus(corpus_dir)
     for unit, index in (("sentence", "flat"), ("passage", "hnsw")):
         config = BuildConfig(unit=unit, dense_index=index, passage_tokens=16)
-        build_bundle(documents, embedder, tmp_path / f"a-{unit}", config)
-        build_bundle(list(documents), embedder, tmp_path / f"b-{unit}", config)
+        Builder(embedder, config).build(documents, tmp_path / f"a-{unit}")
+        Builder(embedder, config).build(list(documents), tmp_path / f"b-{unit}")
         assert checksums(tmp_path / f"a-{unit}") == checksums(tmp_path / f"b-{unit}")
 
 
@@ -53,8 +53,8 @@ def test_warm_build_from_the_embedding_cache_is_byte_identical(
 ) -> None:
     documents, _ = load_corpus(corpus_dir)
     cache = tmp_path / "cache.sqlite"
-    cold = build_bundle(documents, embedder, tmp_path / "cold", BuildConfig(), cache_path=cache)
-    warm = build_bundle(documents, embedder, tmp_path / "warm", BuildConfig(), cache_path=cache)
+    cold = Builder(embedder, BuildConfig(), cache_path=cache).build(documents, tmp_path / "cold")
+    warm = Builder(embedder, BuildConfig(), cache_path=cache).build(documents, tmp_path / "warm")
     assert cold.embedded > 0 and warm.embedded == 0 and warm.cache_hits == cold.embedded
     assert checksums(tmp_path / "cold") == checksums(tmp_path / "warm")
 
@@ -106,7 +106,7 @@ def test_a_failed_build_leaves_the_existing_bundle_untouched(
     tmp_path: Path, corpus_dir: Path, embedder
 ) -> None:
     documents, _ = load_corpus(corpus_dir)
-    good = build_bundle(documents, embedder, tmp_path / "bundle", BuildConfig())
+    good = Builder(embedder, BuildConfig()).build(documents, tmp_path / "bundle")
     before = checksums(good.path)
 
     class Exploding:
@@ -116,12 +116,12 @@ def test_a_failed_build_leaves_the_existing_bundle_untouched(
             raise RuntimeError("killed mid-build")
 
     with pytest.raises(RuntimeError, match="killed mid-build"):
-        build_bundle(documents, Exploding(), tmp_path / "bundle", BuildConfig(), overwrite=True)
+        Builder(Exploding(), BuildConfig()).build(documents, tmp_path / "bundle", overwrite=True)
     assert checksums(tmp_path / "bundle") == before
     Bundle.load(tmp_path / "bundle")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "corpus"]  # no temporary directory left
     with pytest.raises(BundleError, match="already exists"):
-        build_bundle(documents, embedder, tmp_path / "bundle", BuildConfig())
+        Builder(embedder, BuildConfig()).build(documents, tmp_path / "bundle")
 
 
 def test_filters_select_inside_retrieval(sample_bundle: Path) -> None:
@@ -152,5 +152,5 @@ def test_manifest_records_the_hub_revision_of_the_embedding_model(tmp_path: Path
     embedder = load_embedder(Settings(embedding_model=str(snapshot), backend="torch"))
     assert embedder.identity.revision == "0123abcd"
     documents, _ = load_corpus(write_corpus(tmp_path / "corpus", {"a.txt": "One sentence. Two sentences."}))
-    build_bundle(documents, embedder, tmp_path / "b", BuildConfig())
+    Builder(embedder, BuildConfig()).build(documents, tmp_path / "b")
     assert read_manifest(tmp_path / "b").embedding_model.revision == "0123abcd"

@@ -13,7 +13,7 @@ import pytest
 
 from rag.config import BuildConfig
 from rag.corpus import Document
-from rag.index import build_bundle, read_manifest
+from rag.index import Builder, read_manifest
 from rag.index.embedding_cache import EmbeddingCache, embedder_namespace
 
 
@@ -257,16 +257,16 @@ def test_rebuild_after_1pct_change_embeds_only_changed_units_and_matches_a_cold_
     documents = synthetic_corpus(200)
     cache = tmp_path / "cache.sqlite"
     first = CountingEmbedder(embedder)
-    build_bundle(documents, first, tmp_path / "v1", config, cache_path=cache)
+    Builder(first, config, cache_path=cache).build(documents, tmp_path / "v1")
     # warm, same corpus: nothing embedded, same file checksums as the cold build
     warm = CountingEmbedder(embedder)
-    result = build_bundle(documents, warm, tmp_path / "v1-warm", config, cache_path=cache)
+    result = Builder(warm, config, cache_path=cache).build(documents, tmp_path / "v1-warm")
     assert warm.texts == [] and result.embedded == 0
     assert checksums(tmp_path / "v1-warm") == checksums(tmp_path / "v1")
 
     new_docs, picked = changed(documents, every=100)  # 2 of 200 documents: 1%
     rebuild = CountingEmbedder(embedder)
-    result = build_bundle(new_docs, rebuild, tmp_path / "v2", config, cache_path=cache)
+    result = Builder(rebuild, config, cache_path=cache).build(new_docs, tmp_path / "v2")
     assert rebuild.texts and result.embedded == len(set(rebuild.texts))
     # only texts of the changed documents were embedded: each contains the new sentence, or (passage
     # units) a window over the changed document's sentences
@@ -275,7 +275,7 @@ def test_rebuild_after_1pct_change_embeds_only_changed_units_and_matches_a_cold_
 
     # a cold build of the changed corpus: with a fresh cache, and with no cache (batch-invariant embedding,
     # which --cache turns on) give the rebuild's file checksums
-    build_bundle(new_docs, embedder, tmp_path / "v2-cold", config, cache_path=tmp_path / "fresh.sqlite")
-    build_bundle(new_docs, embedder, tmp_path / "v2-nocache", config, batch_invariant=True)
+    Builder(embedder, config, cache_path=tmp_path / "fresh.sqlite").build(new_docs, tmp_path / "v2-cold")
+    Builder(embedder, config, batch_invariant=True).build(new_docs, tmp_path / "v2-nocache")
     assert checksums(tmp_path / "v2") == checksums(tmp_path / "v2-cold") == checksums(tmp_path / "v2-nocache")
     assert set(checksums(tmp_path / "v2")) >= {"dense.faiss", "store.sqlite", "bm25/vocab.json"}

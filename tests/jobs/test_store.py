@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from rag.config import Settings
-from rag.jobs.runner import BadCorpus, JobBusy, JobRunner
-from rag.jobs.store import STALE_SECONDS, Job, JobOptions, JobStore, UnknownJob
+from rag.errors import BadCorpus, JobBusy, UnknownJob
+from rag.jobs.runner import JobRunner
+from rag.jobs.store import STALE_SECONDS, Job, JobOptions, JobStore
 
 
 def dead_pid() -> int:

@@ -94,10 +94,10 @@ def test_document_units_pick_sentences_inside_the_best_documents(
 ) -> None:
     from rag.config import BuildConfig
     from rag.corpus import load_corpus
-    from rag.index import build_bundle
+    from rag.index import Builder
 
     documents, _ = load_corpus(corpus_dir)
-    build_bundle(documents, embedder, tmp_path / "docs", BuildConfig(unit="document"))
+    Builder(embedder, BuildConfig(unit="document")).build(documents, tmp_path / "docs")
     pipeline = Pipeline(
         Bundle.load(tmp_path / "docs"), embedder, None, RetrievalParams(alpha=0.0, abstain_threshold=-1.0)
     )
@@ -113,14 +113,14 @@ def test_document_units_pick_sentences_inside_the_best_documents(
 def test_best_sentence_signal_reorders_document_units(tmp_path: Path, embedder) -> None:
     from rag.config import BuildConfig
     from rag.corpus import Document
-    from rag.index import build_bundle
+    from rag.index import Builder
 
     filler = " ".join(f"Filler sentence number {i} talks about nothing much." for i in range(12))
     documents = [
         Document("long", "Long", filler + " Water boils at 100 degrees Celsius at sea level."),
         Document("short", "Short", "Cats sleep most of the day."),
     ]
-    build_bundle(documents, embedder, tmp_path / "b", BuildConfig(unit="document"))
+    Builder(embedder, BuildConfig(unit="document")).build(documents, tmp_path / "b")
     bundle = Bundle.load(tmp_path / "b")
     pipeline = Pipeline(bundle, embedder, None, RetrievalParams(rerank=False))
     q = embedder.encode(["Water boils at 100 degrees Celsius at sea level."], kind="query")[0]
@@ -178,12 +178,12 @@ def test_rerank_text_best_sentence_gives_the_cross_encoder_the_title_and_closest
     the question; "unit" scores the whole unit."""
     from rag.config import BuildConfig
     from rag.corpus import Document
-    from rag.index import build_bundle
+    from rag.index import Builder
 
     filler = " ".join(f"Filler sentence number {i} talks about nothing much." for i in range(12))
     water = "Water boils at 100 degrees Celsius at sea level."
     documents = [Document("long", "Long", f"{filler} {water}"), Document("short", "Short", "Cats sleep.")]
-    build_bundle(documents, embedder, tmp_path / "b", BuildConfig(unit="document"))
+    Builder(embedder, BuildConfig(unit="document")).build(documents, tmp_path / "b")
     recorder = RecordingReranker()
     pipeline = Pipeline(Bundle.load(tmp_path / "b"), embedder, recorder, RetrievalParams())  # type: ignore[arg-type]
     pipeline.rank(water)

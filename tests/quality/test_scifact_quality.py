@@ -7,9 +7,9 @@ import pytest
 
 from rag.config import RetrievalParams, Settings
 from rag.eval import load_beir, ndcg_at_k
-from rag.index import Bm25Params, Bundle, build_bundle
+from rag.index import Bm25Params, Builder, Bundle
 from rag.index.lexical import Bm25Index
-from rag.index.writer import BM25_DIR
+from rag.index.manifest import BM25_DIR
 from rag.models import OFFLINE_MINILM, load_embedder
 from rag.pipeline import Pipeline
 from samples import SHARED_DATA
@@ -24,7 +24,7 @@ def scifact(tmp_path_factory: pytest.TempPathFactory):
     data = load_beir(SHARED_DATA / "scifact", "test")
     path = tmp_path_factory.mktemp("scifact") / "bundle"
     config = settings.build_config().model_copy(update={"unit": "document", "unit_title": True})
-    build_bundle(data.documents, embedder, path, config)
+    Builder(embedder, config).build(data.documents, path)
     return settings, embedder, data, Bundle.load(path)
 
 

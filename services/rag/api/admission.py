@@ -23,24 +23,12 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from ..errors import RagError
+from ..errors import DeadlineExceeded, Overloaded
 from .metrics import IN_FLIGHT
 
 __all__ = ["Admission", "DeadlineExceeded", "Overloaded"]
 
 T = TypeVar("T")
-
-
-class Overloaded(RagError):
-    error_type = "overloaded"
-
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class DeadlineExceeded(RagError):
-    error_type = "deadline_exceeded"
 
 
 class Admission:

@@ -10,72 +10,13 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
-from ..errors import (
-    ArtifactConflict,
-    ArtifactError,
-    ArtifactNotFound,
-    BundleError,
-    ModelError,
-    QueryError,
-    RagError,
-    StorageUnavailable,
-)
-from ..jobs.runner import BadCorpus, JobBusy, JobNotActive
-from ..jobs.store import UnknownJob
+from ..errors import Overloaded, RagError
 from ..redact import redact
-from .admission import DeadlineExceeded, Overloaded
 from .metrics import FAILURES
 
-__all__ = ["ApiError", "NotReady", "Unauthorized", "error_response", "install_error_handlers", "status_for"]
+__all__ = ["error_response", "install_error_handlers"]
 
 log = logging.getLogger("rag.api")
-
-
-class ApiError(RagError):
-    """An error that only exists at the HTTP edge."""
-
-    status = 400
-
-
-class Unauthorized(ApiError):
-    error_type = "unauthorized"
-    status = 401
-
-
-class Forbidden(ApiError):
-    error_type = "forbidden"
-    status = 403
-
-
-class NotReady(ApiError):
-    error_type = "not_ready"
-    status = 503
-
-
-_STATUS: list[tuple[type[RagError], int]] = [
-    (QueryError, 422),
-    (Overloaded, 429),
-    (DeadlineExceeded, 504),
-    (BundleError, 503),
-    (ModelError, 503),
-    (ArtifactNotFound, 404),
-    (ArtifactConflict, 409),
-    (StorageUnavailable, 503),
-    (ArtifactError, 502),
-    (UnknownJob, 404),
-    (JobBusy, 409),
-    (JobNotActive, 409),
-    (BadCorpus, 422),
-]
-
-
-def status_for(exc: RagError) -> int:
-    if isinstance(exc, ApiError):
-        return exc.status
-    for kind, status in _STATUS:
-        if isinstance(exc, kind):
-            return status
-    return 500
 
 
 def request_id_of(request: Request) -> str | None:
@@ -108,7 +49,7 @@ def _validation_detail(exc: RequestValidationError) -> list[dict[str, Any]]:
 def install_error_handlers(app: FastAPI) -> None:
     async def rag_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RagError)
-        status = status_for(exc)
+        status = exc.status  # each error carries its own (rag/errors.py)
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Overloaded) else None
         if status >= 500:
             log.warning(

@@ -26,7 +26,8 @@ from ..config import RetrievalParams, Settings
 from ..errors import GenerationNotConfigured, QueryError
 from ..pipeline import Pipeline
 from .admission import Admission
-from .metrics import ANSWERS, GENERATION_FALLBACKS, GENERATION_SECONDS, GENERATION_TOKENS, STAGE_SECONDS
+from .metrics import GENERATION_FALLBACKS, GENERATION_SECONDS, GENERATION_TOKENS
+from .outcome import record_answer, server_timing
 from .schemas import AnswerRequest, AnswerResponse, CacheInfo
 
 if TYPE_CHECKING:
@@ -95,11 +96,10 @@ class GenerationRoute:
             )
         outcome = await service.answer(prepared)
         self._record(outcome, request)
-        timing = ", ".join(f"{stage};dur={ms}" for stage, ms in outcome.answer.timings_ms.items())
         return Response(
             _response(outcome, request_id).model_dump_json(),
             media_type="application/json",
-            headers={"server-timing": timing},
+            headers=server_timing(outcome.answer, cache_hit=False),
         )
 
     async def _events(
@@ -138,9 +138,8 @@ class GenerationRoute:
             )
 
     def _record(self, outcome: Outcome, request: Request) -> None:
-        for stage, ms in outcome.answer.timings_ms.items():  # the LLM stages among the pipeline's
-            if stage != "total":
-                STAGE_SECONDS.labels(stage).observe(ms / 1000.0)
+        """The answer as every answer is recorded, and the LLM calls behind it."""
+        record_answer(outcome.answer, request, cache_hit=False, generation=outcome.generation)
         for call in outcome.calls:
             GENERATION_SECONDS.labels(call.stage).observe(call.seconds)
             if call.usage is not None:
@@ -153,17 +152,6 @@ class GenerationRoute:
         info = outcome.generation
         if info.mode == "generative" and info.fallback_reason is not None:
             GENERATION_FALLBACKS.labels("generate", info.fallback_reason).inc()
-        result = "abstained" if outcome.answer.abstained else "answered"
-        ANSWERS.labels(result).inc()
-        fields: dict[str, Any] = getattr(request.state, "log", {})
-        fields.update(
-            outcome=result,
-            cache_hit=False,
-            confidence=outcome.answer.confidence,
-            pipeline_ms=outcome.answer.timings_ms.get("total"),
-            generation_mode=info.mode,
-            fallback_reason=info.fallback_reason,
-        )
 
 
 def _response(outcome: Outcome, request_id: str) -> AnswerResponse:

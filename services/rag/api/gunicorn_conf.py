@@ -131,7 +131,7 @@ def post_worker_init(worker: Any) -> None:
     # and gunicorn stops with the reason in its log.
     from rag.api.metrics import require_shared_storage
 
-    require_shared_storage()
+    require_shared_storage(_metrics_dir)
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -1,4 +1,4 @@
-"""Ingestion job routes (off by default; `RAG_INGEST_ENABLED=true` and the admin key) and the live-bundle follower.
+"""Ingestion jobs behind the /ingest routes (api/routes/ingest.py; off by default; `RAG_INGEST_ENABLED=true` and the admin key) and the live-bundle follower.
 
 - `POST /ingest/start` {corpus, unit?, dense_index?} → 202 and the job (queued); 409 while another job is
   queued or running on this node (one at a time), 422 for a corpus the server cannot read.
@@ -20,26 +20,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from ..config import Settings
-from ..errors import RagError
+from ..errors import Forbidden, JobConflict, RagError
 from ..files import write_json_atomic
 from ..jobs.runner import JobRunner
-from ..jobs.store import LIVE_FILE, Job, JobOptions
-from .errors import ApiError, Forbidden
+from ..jobs.store import LIVE_FILE, Job
 from .reload import load_beside
 from .state import ServiceState
 
-__all__ = ["IngestStart", "install_ingest"]
+__all__ = ["Activated", "IngestService", "IngestStart", "JobList"]
 
 log = logging.getLogger("rag.api")
 
@@ -64,13 +60,6 @@ class Activated(BaseModel):
     changed: bool
 
 
-class _Conflict(ApiError):
-    """A job that cannot be made live; the store's own errors map to statuses in api/errors.py."""
-
-    error_type = "job_conflict"
-    status = 409
-
-
 def _version(job_id: str) -> str:
     return f"ingest-{job_id}"
 
@@ -85,27 +74,43 @@ class IngestService:
         # to a channel version afterwards is not undone (the latest swap wins, whichever path made it).
         self.followed: str | None = None
         self._lock = asyncio.Lock()
+        self._follower: asyncio.Task[None] | None = None
 
     def require(self) -> JobRunner:
         if self.runner is None:
             raise Forbidden("ingestion jobs are off: set RAG_INGEST_ENABLED=true")
         return self.runner
 
-    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+    async def start(self) -> None:
+        """At startup: jobs a restart interrupted are marked failed; the live bundle is followed."""
+        if self.runner is None:
+            return
+        for job in await run_in_threadpool(self.runner.recover):
+            log.warning("ingestion job interrupted", extra={"job": job.id, "reason": job.error})
+        self._follower = asyncio.create_task(self.follow_forever())
+
+    async def stop(self) -> None:
+        """At shutdown: stop following, and stop a running build (it ends as failed: interrupted)."""
+        if self._follower is not None:
+            self._follower.cancel()
+        if self.runner is not None:
+            await run_in_threadpool(self.runner.shutdown)
+
+    async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Job store I/O off the event loop (its errors reach the client through api/errors.py)."""
         return await run_in_threadpool(fn, *args)
 
     async def activate(self, job_id: str) -> Activated:
         runner = self.require()
-        job: Job = await self._call(lambda: runner.store.settle(runner.store.read(job_id)))
+        job: Job = await self.call(lambda: runner.store.settle(runner.store.read(job_id)))
         if job.state != "succeeded" or job.bundle is None:
-            raise _Conflict(f"job {job_id} is {job.state}: only a succeeded job can be made live")
+            raise JobConflict(f"job {job_id} is {job.state}: only a succeeded job can be made live")
         if not Path(job.bundle).is_dir():
-            raise _Conflict(f"job {job_id}'s bundle was deleted (only the newest jobs' bundles are kept)")
+            raise JobConflict(f"job {job_id}'s bundle was deleted (only the newest jobs' bundles are kept)")
         try:  # here first: a bundle that does not load (or fit the served models) is never published
             changed = await self._install(job)
         except RagError as exc:
-            raise _Conflict(f"job {job_id}'s bundle cannot be served: {exc}") from None
+            raise JobConflict(f"job {job_id}'s bundle cannot be served: {exc}") from None
         await run_in_threadpool(
             write_json_atomic, runner.store.root / LIVE_FILE, {"job_id": job.id, "bundle": job.bundle}
         )
@@ -145,77 +150,3 @@ class IngestService:
                 except (OSError, ValueError, KeyError, RagError) as exc:
                     log.error("cannot follow the live ingestion bundle: %s", exc)
             await asyncio.sleep(self.settings.ingest_poll_seconds)
-
-
-def install_ingest(
-    app: FastAPI, settings: Settings, state: ServiceState, admin_key: Callable[[Request], Awaitable[None]]
-) -> None:
-    """Register the /ingest routes and wrap the app's lifespan: recover jobs, follow live.json, and stop a
-    running build at shutdown."""
-    service = IngestService(settings, state)
-    original = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(app_: FastAPI) -> AsyncIterator[Any]:
-        async with original(app_) as inner:
-            follower = None
-            if service.runner is not None:
-                for job in await run_in_threadpool(service.runner.recover):
-                    log.warning("ingestion job interrupted", extra={"job": job.id, "reason": job.error})
-                follower = asyncio.create_task(service.follow_forever())
-            try:
-                yield inner
-            finally:
-                if follower is not None:
-                    follower.cancel()
-                if service.runner is not None:
-                    await run_in_threadpool(service.runner.shutdown)
-
-    app.router.lifespan_context = lifespan
-    guarded = [Depends(admin_key)]
-
-    @app.post(
-        "/ingest/start",
-        status_code=202,
-        response_model=Job,
-        dependencies=guarded,
-        summary="Start a build job",
-    )
-    async def ingest_start(body: IngestStart) -> Job:
-        runner = service.require()
-        options = JobOptions(unit=body.unit, dense_index=body.dense_index)
-        job: Job = await service._call(runner.start, body.corpus, options)
-        return job
-
-    @app.get("/ingest/status/{job_id}", response_model=Job, dependencies=guarded, summary="A job's state")
-    async def ingest_status(job_id: str) -> Job:
-        runner = service.require()
-        job: Job = await service._call(lambda: runner.store.settle(runner.store.read(job_id)))
-        return job
-
-    @app.get("/ingest/list", response_model=JobList, dependencies=guarded, summary="Every job, newest first")
-    async def ingest_list() -> JobList:
-        runner = service.require()
-        jobs = await service._call(lambda: [runner.store.settle(j) for j in runner.store.jobs()])
-        return JobList(jobs=jobs)
-
-    @app.post(
-        "/ingest/cancel/{job_id}",
-        response_model=Job,
-        dependencies=guarded,
-        summary="Stop a queued or running job (it ends as failed: cancelled)",
-    )
-    async def ingest_cancel(job_id: str) -> Job:
-        runner = service.require()
-        job: Job = await service._call(runner.cancel, job_id)
-        return job
-
-    @app.post(
-        "/ingest/activate/{job_id}",
-        response_model=Activated,
-        dependencies=guarded,
-        summary="Serve a succeeded job's bundle (swapped between requests, on every worker)",
-    )
-    async def ingest_activate(job_id: str) -> JSONResponse:
-        activated = await service.activate(job_id)
-        return JSONResponse(activated.model_dump())

@@ -36,7 +36,6 @@ __all__ = [
     "READY",
     "RELOADS",
     "STAGE_SECONDS",
-    "multiprocess_dir",
     "render",
     "require_shared_storage",
 ]
@@ -99,17 +98,12 @@ GENERATION_FALLBACKS = Counter(
 )
 
 
-def multiprocess_dir() -> str | None:
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
-
-
-def require_shared_storage() -> None:
+def require_shared_storage(folder: str | None) -> None:
     """Raise unless this process's metric values go to files in the multiprocess directory.
 
     prometheus_client chooses in-memory or file storage once, when it is first imported; imported before
     PROMETHEUS_MULTIPROC_DIR was set, a gunicorn worker keeps its values to itself and every scrape is empty.
     """
-    folder = multiprocess_dir()
     if folder is None:
         raise RuntimeError("metrics: PROMETHEUS_MULTIPROC_DIR is not set in this worker")
     IN_FLIGHT.inc(0)  # the first write in a forked process opens that process's own file
@@ -120,9 +114,11 @@ def require_shared_storage() -> None:
         )
 
 
-def render() -> bytes:
-    if multiprocess_dir():
+def render(multiprocess_dir: str | None) -> bytes:
+    """The values summed over every worker's files in `multiprocess_dir` (RAG's gunicorn config sets
+    PROMETHEUS_MULTIPROC_DIR), else this process's own."""
+    if multiprocess_dir:
         registry = CollectorRegistry()
-        _multiprocess.MultiProcessCollector(registry)
+        _multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)
         return generate_latest(registry)
     return generate_latest(REGISTRY)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Settings
-from ..errors import ArtifactError, RagError
+from ..errors import RagError, ReloadRejected
 from ..index import Bundle
 from ..pipeline import Pipeline
 from .metrics import RELOADS
@@ -91,7 +91,7 @@ class Reloader:
         if version == current:
             return None
         if version in self.rejected:
-            raise _Rejected(f"version {version} was rejected before: {self.rejected[version]}")
+            raise ReloadRejected(f"version {version} was rejected before: {self.rejected[version]}")
         try:
             result = pull_bundle(store, self.versions_root / version, version=version)
             pipeline = load_beside(self.settings, self.state.require_pipeline(), result.path)
@@ -127,7 +127,3 @@ def load_beside(settings: Settings, old: Pipeline, path: Path) -> Pipeline:
     pipeline.load_seconds = old.load_seconds
     warm_up(pipeline)
     return pipeline
-
-
-class _Rejected(ArtifactError):
-    error_type = "reload_rejected"

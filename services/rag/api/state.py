@@ -15,12 +15,11 @@ from typing import Any
 
 from ..artifacts.pull import read_artifact_info
 from ..config import Settings
-from ..errors import RagError
+from ..errors import NotReady, RagError
 from ..pipeline import Pipeline
 from ..redact import redact
 from .admission import Admission
 from .cache import AnswerCache
-from .errors import NotReady
 from .metrics import INDEX_CREATED, INDEX_INFO, MODEL_LOAD_SECONDS, READY
 from .schemas import ReadyBody
 

@@ -21,8 +21,8 @@ import numpy as np
 
 from ..config import BuildConfig, RetrievalParams, Settings
 from ..corpus import Document
-from ..index import Bm25Index, Bm25Params, Bundle, build_bundle, read_manifest
-from ..index.writer import BM25_DIR
+from ..index import Bm25Index, Bm25Params, Builder, Bundle, read_manifest
+from ..index.manifest import BM25_DIR
 from ..models import EmbeddingModel, load_embedder, load_reranker
 from ..pipeline import Pipeline
 from .datasets import BeirData, load_beir, load_squad
@@ -92,15 +92,8 @@ class EvalRunner:
             fresh = manifest.build == config and manifest.embedding_model.fingerprint == fingerprint
         if not fresh:
             log.info("building %s (%d documents, unit=%s)", name, len(documents), config.unit)
-            result = build_bundle(
-                documents,
-                self.embedder,
-                path,
-                config,
-                overwrite=True,
-                progress=self.progress,
-                cache_path=self.work_dir / "embeddings.sqlite",
-            )
+            builder = Builder(self.embedder, config, cache_path=self.work_dir / "embeddings.sqlite")
+            result = builder.build(documents, path, overwrite=True, progress=self.progress)
             self.builds[name] = {
                 "seconds": round(result.seconds, 1),
                 "embed_seconds": round(result.embed_seconds, 1),

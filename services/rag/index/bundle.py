@@ -17,10 +17,20 @@ from ..errors import BundleCorrupt, BundleNotFound, BundleVersionError, QueryErr
 from ..files import sha256_file, write_json_atomic
 from .dense import DenseIndex
 from .lexical import Bm25Index, Bm25Params
-from .manifest import ARTIFACT_INFO, FORMAT_VERSION, MANIFEST_NAME, Evaluation, Manifest, manifest_json
+from .manifest import (
+    ARTIFACT_INFO,
+    BM25_DIR,
+    DENSE_FILE,
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    SENTENCE_VECTORS_FILE,
+    STORE_FILE,
+    Evaluation,
+    Manifest,
+    manifest_json,
+)
 from .store import read_store
 from .validate import check_files, check_segmentation, check_vectors
-from .writer import BM25_DIR, DENSE_FILE, SENTENCE_VECTORS_FILE, STORE_FILE
 
 __all__ = ["Bundle", "parse_manifest", "read_manifest", "record_evaluation", "verify_bundle"]
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import RagError
+from ..errors import EmbeddingCacheError
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -47,10 +47,6 @@ _SCHEMA = (
     "vector BLOB NOT NULL, bytes INTEGER NOT NULL, created REAL NOT NULL, last_used INTEGER NOT NULL)"
 )
 _COLUMNS = ["key", "model", "dim", "vector", "bytes", "created", "last_used"]
-
-
-class EmbeddingCacheError(RagError):
-    error_type = "embedding_cache"
 
 
 def embedder_namespace(embedder: Any) -> str:

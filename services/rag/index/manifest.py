@@ -11,8 +11,12 @@ from ..config import BuildConfig
 from ..errors import BundleCorrupt
 
 __all__ = [
+    "BM25_DIR",
+    "DENSE_FILE",
     "FORMAT_VERSION",
     "MANIFEST_NAME",
+    "SENTENCE_VECTORS_FILE",
+    "STORE_FILE",
     "Evaluation",
     "FileEntry",
     "Manifest",
@@ -23,6 +27,12 @@ __all__ = [
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 ARTIFACT_INFO = "artifact.json"  # written by `rag artifacts pull` beside the manifest, not listed in it
+
+# The files a bundle holds, written by the Builder and read by Bundle.load.
+STORE_FILE = "store.sqlite"
+DENSE_FILE = "dense.faiss"
+SENTENCE_VECTORS_FILE = "sentence_vectors.npy"  # passage/document units only: their sentences' vectors
+BM25_DIR = "bm25"
 
 
 class FileEntry(BaseModel):

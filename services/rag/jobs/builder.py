@@ -64,9 +64,7 @@ def _fetch_corpus(corpus: str, settings: Settings, dest: Path) -> Path:
 
 
 def run(store: JobStore, job_id: str) -> None:
-    from ..corpus import load_corpus
-    from ..index import build_bundle
-    from ..models import load_embedder
+    from ..index import Builder
 
     job = store.read(job_id)
     lock = threading.Lock()  # the heartbeat thread and this one both update the record
@@ -105,21 +103,9 @@ def run(store: JobStore, job_id: str) -> None:
         settings = load_settings(**overrides)
         work = store.work_dir(job_id)
         corpus = _fetch_corpus(job.corpus, settings, work / "corpus")
-        config = settings.build_config()
-        documents, report = load_corpus(corpus, max_document_chars=config.max_document_chars, confined=True)
-        embedder = load_embedder(settings)
-        result = build_bundle(
-            documents,
-            embedder,
-            work / "bundle",
-            config,
-            report=report,
-            overwrite=True,
-            progress=progress,
-            cache_path=Path(settings.embedding_cache) if settings.embedding_cache else None,
-            cache_max_entries=settings.embedding_cache_max_entries,
-            cache_max_bytes=settings.embedding_cache_max_bytes,
-        )
+        builder = Builder.from_settings(settings)
+        documents, report = builder.load(corpus, confined=True)
+        result = builder.build(documents, work / "bundle", report=report, overwrite=True, progress=progress)
         finished.set()
         update(
             state="succeeded",

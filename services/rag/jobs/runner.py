@@ -20,11 +20,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import SecretStr
-
-from ..config import Settings
+from ..config import Settings, child_environment
 from ..corpus import SUPPORTED_SUFFIXES
-from ..errors import RagError
+from ..errors import BadCorpus, JobBusy, JobNotActive
 from .store import ACTIVE, LIVE_FILE, Job, JobOptions, JobStore
 
 __all__ = [
@@ -49,20 +47,6 @@ def live_job_id(root: Path) -> str | None:
         return str(json.loads((root / LIVE_FILE).read_text(encoding="utf-8"))["job_id"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-class JobBusy(RagError):
-    error_type = "job_conflict"
-
-
-class BadCorpus(RagError):
-    error_type = "bad_corpus"
-
-
-class JobNotActive(RagError):
-    """Cancelling a job that has already finished."""
-
-    error_type = "job_conflict"
 
 
 class JobRunner:
@@ -97,7 +81,7 @@ class JobRunner:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
-                    env=_environment(self.settings),
+                    env=child_environment(self.settings),
                 )
             job = self.store.update(job.id, pid=process.pid)
         with self._lock:
@@ -171,24 +155,6 @@ def _is_builder(pid: int, job_id: str) -> bool:
     except OSError:
         return False
     return b"rag.jobs.builder" in command and job_id.encode() in command
-
-
-def _environment(settings: Settings | None) -> dict[str, str]:
-    """The build process's environment: this one, with RAG_* rewritten from the server's settings, so it
-    builds with the models and options the server was configured with (however they were given)."""
-    env = dict(os.environ)
-    if settings is None:
-        return env
-    env = {k: v for k, v in env.items() if not k.startswith("RAG_")}
-    for name, value in settings:
-        if value is None:
-            continue
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        if isinstance(value, tuple | list):
-            value = ",".join(str(item) for item in value)
-        env[f"RAG_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
-    return env
 
 
 # S3's bucket naming rules: a name that breaks them can never be read, so it fails at once, not after retries.

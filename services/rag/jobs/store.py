@@ -23,7 +23,7 @@ from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import RagError
+from ..errors import UnknownJob
 from ..files import write_json_atomic
 
 __all__ = [
@@ -45,10 +45,6 @@ STALE_SECONDS = 30.0  # a build process that has not beaten its heart for this l
 _ID = re.compile(r"^\d{8}T\d{6}-[0-9a-f]{6}$")  # exactly what new_job_id makes: never a path or live.json
 # Share of the whole job each stage stands for in `progress` (embedding dominates a cold build).
 _STAGE_SPAN = {"load": (0.0, 0.05), "segment": (0.05, 0.1), "embed": (0.1, 0.9), "index": (0.9, 1.0)}
-
-
-class UnknownJob(RagError):
-    error_type = "job_not_found"
 
 
 def utc_now() -> str:

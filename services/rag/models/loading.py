@@ -8,7 +8,6 @@ imports torch.
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 from ..config import Settings
@@ -38,7 +37,7 @@ def model_folder(
             repo_id=reference,
             revision=revision,
             cache_dir=settings.models_dir,
-            local_files_only=os.environ.get("HF_HUB_OFFLINE") == "1",
+            local_files_only=settings.hub_offline,
         )
     except Exception as exc:  # the hub client raises many types; one clear line is what users need
         raise ModelError(f"cannot fetch model {reference!r}: {type(exc).__name__}: {exc}") from None

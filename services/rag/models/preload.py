@@ -22,7 +22,6 @@ once before preload reports success.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -169,7 +168,7 @@ def _preload_one(
     settings: Settings,
 ) -> PreloadedModel:
     started = time.perf_counter()
-    name, folder, commit = fetch_model(reference, revision, cache)
+    name, folder, commit = fetch_model(reference, revision, cache, offline=settings.hub_offline)
     out = dest / role
     exported = (folder / ONNX_SPEC_FILE).is_file()
     if not exported and is_importable(folder):  # a published ONNX folder: described once, copied into DEST
@@ -229,7 +228,9 @@ def _preload_one(
     )
 
 
-def fetch_model(reference: str, revision: str | None, cache: Path) -> tuple[str, Path, str | None]:
+def fetch_model(
+    reference: str, revision: str | None, cache: Path, *, offline: bool = False
+) -> tuple[str, Path, str | None]:
     """(name, local folder, hub commit or None). Hub ids are downloaded into `cache` (huggingface_hub layout)."""
     name, folder = resolve_model_path(reference)
     if folder is not None:
@@ -239,7 +240,6 @@ def fetch_model(reference: str, revision: str | None, cache: Path) -> tuple[str,
                 f"model folder {folder} has no config.json (nor an ONNX graph and tokenizer.json)"
             )
         return name, Path(folder), None
-    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
     try:
         from huggingface_hub import snapshot_download
 
