@@ -22,10 +22,10 @@ export TOKENIZERS_PARALLELISM ?= false
 COMMA := ,
 .PHONY: install install-artifacts models eval-rerank eval-confidence run ask test test-fast image image-test lint typecheck eval bench bench-models bench-image constraints clean
 
-$(BIN)/.installed: pyproject.toml constraints.txt
+$(BIN)/.installed: pyproject.toml testing/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e '.[torch,sample-model,dev,onnx,export,api,artifacts]'
+	$(PIP) install -q -c constraints.txt -e '.[torch,sample-model,dev,onnx,export,api,artifacts]' -e testing
 	@if $(PIP) list 2>/dev/null | grep -qiE '^(nvidia-|triton )'; then echo "CUDA packages were installed: refusing" >&2; exit 1; fi
 	touch $@
 
@@ -54,8 +54,8 @@ $(MODELS_DIR)/.fetched: ci/fetch-models.sh | $(BIN)/.installed
 	touch $@
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check services tests benchmarks
-	$(BIN)/ruff format --check services tests benchmarks
+	$(BIN)/ruff check services tests benchmarks testing
+	$(BIN)/ruff format --check services tests benchmarks testing
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
@@ -78,7 +78,7 @@ image-test: $(BIN)/.installed $(MODELS_DIR)/.fetched  ## build the image from a 
 	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/pytest -p no:cacheprovider -m image -q tests/image tests/deploy
 
 eval: $(BIN)/.installed models  ## SciFact + SQuAD evaluation (about an hour cold; minutes with the embedding cache)
-	$(BIN)/rag eval $(EVAL_DIR) --data $(SHARED_DATA)
+	$(BIN)/python benchmarks/eval_suites.py $(EVAL_DIR) --data $(SHARED_DATA)
 
 eval-rerank: models  ## SciFact: rerank depth, length and score combination with the real int8 models (~20 min)
 	RAG_SHARED_DATA=$(SHARED_DATA) RAG_MODELS_DIR=$(MODELS_DIR) $(BIN)/python benchmarks/eval_rerank.py $(EVAL_ARGS)

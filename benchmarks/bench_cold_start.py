@@ -30,11 +30,9 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_http import WORK, bundle_and_questions  # noqa: E402
 from bench_models import export_folder, prepare  # noqa: E402
-
-from containers import build_image, ensure_base_image, podman, serving_container  # noqa: E402  (tests/ is on the path)
+from rag_testkit.containers import build_image, ensure_base_image, podman, serving_container  # noqa: E402  (tests/ is on the path)
 
 IMAGE = "localhost/rag:bench"
 TARGET_SECONDS = 5.0
@@ -47,8 +45,9 @@ def echo(message: str) -> None:
 
 def models(quick: bool) -> tuple[Path, Path]:
     if quick:
+        from rag_testkit.tiny_models import make_tiny_bge_reranker, make_tiny_e5
+
         from rag.models.export import export_model
-        from tiny_models import make_tiny_bge_reranker, make_tiny_e5
 
         folders = []
         for name, make, kind in (

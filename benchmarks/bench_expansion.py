@@ -36,14 +36,16 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+from rag_testkit.tools import free_port, stop, wait_for  # noqa: E402
+
 from rag.config import Settings  # noqa: E402
 from rag.eval.metrics import ndcg_at_k, recall_at_k  # noqa: E402
 from rag.generation.client import ChatClient  # noqa: E402
 from rag.generation.expansion import expanded_ranking, expansion_messages, parse_paraphrases  # noqa: E402
-from rag.pipeline import Pipeline  # noqa: E402
-from rag.pipeline.pipeline import Timings  # noqa: E402
-from tools import free_port, stop, wait_for  # noqa: E402
+from rag.pipeline import (  # noqa: E402
+    Pipeline,
+    Timings,
+)
 
 SERVER = ROOT / "tests" / "generation" / "openai_server.py"
 

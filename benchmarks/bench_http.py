@@ -24,7 +24,6 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,11 +32,9 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_models import export_folder, prepare  # noqa: E402
+from rag_testkit.launch import make_run  # noqa: E402  (tests/ is on the path through bench_models)
 from real_models import real_models  # noqa: E402
-
-from launch import make_run  # noqa: E402  (tests/ is on the path through bench_models)
 
 SHARED_DATA = Path(os.environ.get("RAG_SHARED_DATA", ROOT.parent / "shared" / "data"))
 WORK = ROOT / "build" / "bench"
@@ -167,7 +164,7 @@ def in_process(bundle: Path, env: dict[str, str], questions: list[str], seconds:
         if pipeline.reranker is not None:
             ranking = pipeline.rank(question, pipeline.resolve({"rerank": False}))
             texts = [
-                pipeline._unit_text(int(u), with_title=True)
+                pipeline.units.text(int(u), with_title=True)
                 for u in ranking.units[: pipeline.params.rerank_top_n]
             ]
             started = time.perf_counter()

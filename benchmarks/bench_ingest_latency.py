@@ -31,8 +31,7 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from launch import make_run  # noqa: E402
+from rag_testkit.launch import make_run  # noqa: E402
 
 DATA = Path(os.environ.get("RAG_SHARED_DATA", ROOT.parent / "shared" / "data")) / "scifact"
 MODEL = ROOT / "build" / "bench" / "minilm.onnx-int8"

@@ -41,8 +41,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from tiny_models import save_e5_embedder, save_xlmr_cross_encoder  # noqa: E402  (one builder for test- and bench-sized models)
+from rag_testkit.tiny_models import save_e5_embedder, save_xlmr_cross_encoder  # noqa: E402  (one builder for test- and bench-sized models)
 
 SHARED_DATA = Path(os.environ.get("RAG_SHARED_DATA", ROOT.parent / "shared" / "data"))
 

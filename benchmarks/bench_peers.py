@@ -41,7 +41,6 @@ from typing import Any, cast
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_http import SHARED_DATA, WRK_SCRIPT, Service, server_env, wrk  # noqa: E402
 from bench_http import WORK as MODELS_WORK  # noqa: E402  (model folders made once, shared with bench_http)
 from bench_models import export_folder, machine, minilm_folder, prepare, source_folder  # noqa: E402

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -29,12 +28,11 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
 from real_models import SHARED_DATA, echo, real_models  # noqa: E402
+from studies.suites import EvalRunner, Variant, replace_cfg  # noqa: E402
 
 from rag.config import RetrievalParams, Settings  # noqa: E402
 from rag.eval.datasets import SquadQuestion, load_squad  # noqa: E402
-from rag.eval.runner import EvalRunner, Variant, replace_cfg  # noqa: E402
 from rag.models.onnx_backend import OnnxCrossEncoder  # noqa: E402
 from rag.pipeline import Pipeline  # noqa: E402
 
@@ -73,8 +71,10 @@ MODES: dict[str, dict[str, Any]] = {
 def ask(pipeline: Pipeline, q: SquadQuestion, condition: str, mode: dict[str, Any]) -> dict[str, Any]:
     params = pipeline.resolve({**mode, "abstain_threshold": -1.0, "abstain_rerank_threshold": -1.0})
     ranking = pipeline.rank(q.question, params, filters_for(q, condition))
-    rows, relevance = pipeline.evidence_candidates(ranking, params)
-    top = [pipeline._evidence(int(r), float(v)).text for r, v in zip(rows[:3], relevance[:3], strict=True)]
+    rows, relevance = pipeline.evidence.candidates(ranking, params)
+    top = [
+        pipeline.units.evidence(int(r), float(v)).text for r, v in zip(rows[:3], relevance[:3], strict=True)
+    ]
     hit = [any(a in s for a in q.answers) for s in top]
     answer = pipeline.compose(q.question, ranking, params, filters_for(q, condition))
     return {"top1": any(hit[:1]), "top3": any(hit[:3]), "confidence": answer.confidence}

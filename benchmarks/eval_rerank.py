@@ -26,7 +26,6 @@ import argparse
 import json
 import random
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,14 +34,13 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_models import machine  # noqa: E402
 from real_models import SHARED_DATA, echo, real_models  # noqa: E402
+from studies.suites import EvalRunner, Variant, replace_cfg  # noqa: E402
 
 from rag.config import RetrievalParams, Settings  # noqa: E402
 from rag.eval.datasets import load_beir  # noqa: E402
 from rag.eval.metrics import ndcg_at_k, recall_at_k  # noqa: E402
-from rag.eval.runner import EvalRunner, Variant, replace_cfg  # noqa: E402
 from rag.models.onnx_backend import OnnxCrossEncoder  # noqa: E402
 from rag.pipeline import Pipeline  # noqa: E402
 
@@ -71,7 +69,7 @@ def scores(ranked: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> di
 
 def best_sentences(pipeline: Pipeline, unit: int, query_vector: np.ndarray, k: int) -> str:
     """Title + the unit's k sentences closest to the question, in document order (what the pipeline reads)."""
-    return pipeline._best_sentence_text(unit, query_vector, k)
+    return pipeline.units.best_sentences(unit, query_vector, k)
 
 
 def first_stage(
@@ -156,7 +154,7 @@ def main() -> None:
     }
 
     def unit_text(p: Pipeline, u: int, _: np.ndarray) -> str:
-        return p._unit_text(u, with_title=True)
+        return p.units.text(u, with_title=True)
 
     for name, pipeline in pipelines.items():
         row = {"name": f"{name} (no rerank)", "role": "first stage"}

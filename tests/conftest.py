@@ -8,9 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from samples import ROOT, write_corpus
-from tools import free_port, stop, wait_for
+from rag_testkit.samples import ROOT, write_corpus
+from rag_testkit.tools import free_port, stop, wait_for
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -18,7 +17,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from tiny_models import make_tiny_bge_reranker, make_tiny_e5
+    from rag_testkit.tiny_models import make_tiny_bge_reranker, make_tiny_e5
 
     root = tmp_path_factory.mktemp("models")
     return {
@@ -207,7 +206,7 @@ IMAGE = "localhost/rag:test"
 
 @pytest.fixture(scope="session")
 def base_image() -> str:
-    from containers import ensure_base_image
+    from rag_testkit.containers import ensure_base_image
 
     # In CI the base image is always built anew, so the debootstrap path runs the way a clean machine runs it
     # (73 s); locally an existing one is reused.
@@ -217,7 +216,7 @@ def base_image() -> str:
 @pytest.fixture(scope="session")
 def image(base_image: str, tmp_path_factory: pytest.TempPathFactory, real_models: Path) -> str:
     """The image with the models the tests default to baked in: the real int8 bge-small-en and MiniLM-L12."""
-    from containers import build_image
+    from rag_testkit.containers import build_image
 
     size = build_image(
         IMAGE,

@@ -5,9 +5,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from rag_testkit.samples import write_corpus
 
 from rag.cli import main
-from samples import write_corpus
 
 
 @pytest.fixture()

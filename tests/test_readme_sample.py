@@ -8,9 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from launch import user_environment
-from samples import ROOT
+from rag_testkit.launch import user_environment
+from rag_testkit.samples import ROOT
 
 
 def make_ask(bundle: Path, question: str) -> str:

@@ -16,7 +16,8 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def _import_every_module() -> None:
     for module in pkgutil.walk_packages(rag.__path__, prefix="rag."):
-        if module.name != "rag.api.gunicorn_conf":  # configures the process it is imported into
+        # gunicorn_conf configures the process it is imported into; a __main__ runs its command
+        if module.name != "rag.api.gunicorn_conf" and not module.name.endswith(".__main__"):
             importlib.import_module(module.name)
 
 

@@ -4,8 +4,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-from launch import Service, make_run
+from rag_testkit.launch import Service, make_run
 
 
 @pytest.fixture()

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from rag_testkit.samples import answering_pipeline
 
 from rag.api import create_app
 from rag.config import Settings
 from rag.pipeline import Pipeline
-from samples import answering_pipeline
 
 QUESTION = "When was the Eiffel Tower completed?"
 
@@ -73,8 +73,10 @@ def test_second_identical_question_is_a_cache_hit(client: TestClient) -> None:
 
 
 def test_request_overrides_reach_the_pipeline(client: TestClient) -> None:
-    body = client.post("/answer", json={"question": QUESTION, "rerank": False, "top_k": 1}).json()
+    body = client.post("/answer", json={"question": QUESTION, "rerank": False, "evidence_k": 1}).json()
     assert "rerank" not in body["timings_ms"] and len(body["evidence"]) == 1
+    older = client.post("/answer", json={"question": QUESTION, "rerank": False, "top_k": 1}).json()
+    assert older["evidence"] == body["evidence"]  # `top_k`, the field's first name, still works
     filtered = client.post("/answer", json={"question": QUESTION, "filters": {"tags": "botany"}}).json()
     assert {e["doc_id"] for e in filtered["evidence"]} == {"roots"}
     excluded = client.post(

@@ -10,8 +10,7 @@ import socket
 import time
 
 import httpx
-
-from launch import Started
+from rag_testkit.launch import Started
 
 
 def exchange(port: int, data: bytes, timeout: float = 10.0) -> bytes:

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
-
-from launch import Service, Started, make_run
+from rag_testkit.launch import Service, Started, make_run
 
 
 def scrape(url: str) -> dict[str, float]:

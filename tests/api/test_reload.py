@@ -8,8 +8,8 @@ from pathlib import Path
 
 import boto3
 import httpx
+from rag_testkit.launch import Started
 
-from launch import Started
 from rag.artifacts import S3Location, S3Store, promote, pull_bundle, push_bundle
 from rag.index import read_manifest
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-
-from launch import Started, make_run
+from rag_testkit.launch import Started, make_run
 
 SECRET_SETTINGS = {
     "RAG_API_KEY": "api-key-7f3a9c1e",

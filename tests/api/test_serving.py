@@ -17,9 +17,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from launch import Service, Started
-from tools import free_port, require_tool, start_prometheus, stop, wait_for
+from rag_testkit.launch import Service, Started
+from rag_testkit.tools import free_port, require_tool, start_prometheus, stop, wait_for
 
 QUESTIONS = [
     "When was the Eiffel Tower completed?",

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import boto3
 import pytest
+from rag_testkit.tools import TcpProxy
 
 from rag.artifacts import S3Location, S3Store, list_artifacts, promote, pull_bundle, push_bundle, rollback
 from rag.errors import ArtifactConflict, ArtifactNotFound, BundleCorrupt, StorageUnavailable
 from rag.index import read_manifest, verify_bundle
-from tools import TcpProxy
 
 
 def store(endpoint: str, bucket: str, deadline: float = 30.0) -> S3Store:

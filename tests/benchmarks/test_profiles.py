@@ -1,12 +1,9 @@
 """benchmarks/peers/profiles.py: the summaries behind bench_peers.py's "where the time goes"."""
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from peers import profiles
 
 from rag.models.export import export_model

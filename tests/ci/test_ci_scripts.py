@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 from ci_checks import ROOT
-
-from tools import require_tool
+from rag_testkit.tools import require_tool
 
 CI = ROOT / "ci"
 SCRIPTS = sorted(p for p in CI.glob("*.sh") if os.access(p, os.X_OK))

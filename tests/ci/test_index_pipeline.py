@@ -16,10 +16,10 @@ from pathlib import Path
 import boto3
 import pytest
 from ci_checks import ROOT
+from rag_testkit.samples import SAMPLE_DOCS, write_corpus
 
 from rag.artifacts import S3Location, S3Store, default_version, list_artifacts, read_channel
 from rag.index import read_manifest, verify_bundle
-from samples import SAMPLE_DOCS, write_corpus
 
 QUERIES = {
     "eiffel": ("When was the Eiffel Tower completed?", "paris.md"),

@@ -19,8 +19,7 @@ from ci_checks import (
     references,
     workflows,
 )
-
-from tools import require_tool
+from rag_testkit.tools import require_tool
 
 EXPECTED = {"ci.yml", "image.yml", "index.yml", "release.yml"}
 

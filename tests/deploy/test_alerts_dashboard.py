@@ -16,8 +16,7 @@ from helm_tool import Helm
 from manifests import CHART, RENDERINGS, Obj, of_kind
 from monitoring import as_prometheus_sees_it, dashboard_queries, load_dashboard, rule_groups
 from promql import Names, names
-
-from tools import Prometheus
+from rag_testkit.tools import Prometheus
 
 ALERTS_TEST = Path(__file__).parent / "alerts_test.yaml"
 # Labels Prometheus and the Operator attach to every scraped series; the app does not export them.

@@ -33,8 +33,7 @@ from manifests import (
     selects,
     workload,
 )
-
-from launch import user_environment
+from rag_testkit.launch import user_environment
 
 KUBE_VERSIONS = ("1.29", "1.33")
 GUNICORN_CONF = REPO / "services" / "rag" / "api" / "gunicorn_conf.py"
@@ -226,7 +225,7 @@ def mount_holding(c: Obj, path: str) -> Obj:
 def test_init_container_fills_the_volume_the_server_reads(
     renderings: dict[str, list[Obj]], name: str
 ) -> None:
-    from rag.cli import _parser
+    from rag.cli import build_parser
 
     objects = renderings[name]
     spec = server_spec(objects)
@@ -237,7 +236,7 @@ def test_init_container_fills_the_volume_the_server_reads(
     # the real CLI accepts the command line, once Kubernetes has expanded $(VAR)
     argv = [expand(a, init_env) for a in init["args"]]
     assert init["command"] == ["rag"]
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     assert (args.command, args.artifacts_command) == ("artifacts", "pull"), shlex.join(argv)
     assert args.channel == server_env["RAG_RELOAD_CHANNEL"] and args.version is None
     assert init_env["RAG_ARTIFACTS_URI"].startswith("s3://")

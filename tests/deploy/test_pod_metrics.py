@@ -17,10 +17,10 @@ from helm_tool import Helm
 from manifests import Obj, container, container_env, pod_template, workload
 from monitoring import as_prometheus_sees_it, dashboard_queries, load_dashboard, rule_groups
 from promql import names
+from rag_testkit.containers import TEST_AWS, podman, pulled_volume, readme_pull, serving_container
+from rag_testkit.tools import Prometheus, start_prometheus
 
-from containers import TEST_AWS, podman, pulled_volume, readme_pull, serving_container
 from rag.artifacts import S3Location, S3Store, promote, push_bundle
-from tools import Prometheus, start_prometheus
 
 pytestmark = pytest.mark.image
 

@@ -91,7 +91,7 @@ def test_rag_eval_bundle_records_metrics_in_the_manifest_and_the_bundle_still_ve
     assert main(["eval", "--bundle", str(bundle)]) == 2
     assert "--bundle needs --eval-set" in capsys.readouterr().err
     assert main(["eval"]) == 2
-    assert "give WORK_DIR" in capsys.readouterr().err
+    assert "give --bundle BUNDLE --eval-set DIR" in capsys.readouterr().err
 
 
 def with_metrics(manifest: Manifest, eval_set: str = "a" * 64, **metrics: float) -> Manifest:

@@ -21,8 +21,9 @@ def test_recall_and_span_overlap() -> None:
 
 
 def test_scifact_evidence_spans_point_at_the_gold_sentences() -> None:
+    from rag_testkit.samples import SHARED_DATA
+
     from rag.eval import load_beir
-    from samples import SHARED_DATA
 
     data = load_beir(SHARED_DATA / "scifact", "test")
     assert len(data.queries) == 300 and sum(len(v) for v in data.qrels.values()) == 339

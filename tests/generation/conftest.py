@@ -5,9 +5,8 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from rag_testkit.tools import free_port, stop, wait_for
 from scripted_llm import API_KEY, SERVER, ScriptedLlm
-
-from tools import free_port, stop, wait_for
 
 
 @pytest.fixture(scope="session")

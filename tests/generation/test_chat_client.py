@@ -100,7 +100,7 @@ def test_wrong_api_key_is_a_client_error(llm: ScriptedLlm) -> None:
 
 
 def test_connection_refused_is_a_connection_error() -> None:
-    from tools import free_port
+    from rag_testkit.tools import free_port
 
     chat = ChatClient(f"http://127.0.0.1:{free_port()}", "m", retries=1, backoff=0.01)
     assert reason_of(lambda: complete(chat)) == "connection_error"

@@ -10,8 +10,7 @@ import pytest
 from rag.config import RetrievalParams
 from rag.generation.expansion import expanded_ranking, expansion_messages, parse_paraphrases
 from rag.index import Bundle
-from rag.pipeline import Pipeline, rrf_fusion
-from rag.pipeline.pipeline import Timings
+from rag.pipeline import Pipeline, Timings, rrf_fusion
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+from rag_testkit.samples import answering_pipeline
 from scripted_llm import API_KEY, EXTRACTIVE_KEYS, ScriptedLlm
 
 from rag.api import create_app
 from rag.config import Settings
 from rag.pipeline import Pipeline
-from samples import answering_pipeline
 
 QUESTION = "When was the Eiffel Tower completed?"
 

@@ -11,9 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
+from rag_testkit.launch import make_run
 from scripted_llm import API_KEY, ScriptedLlm
-
-from launch import make_run
 
 QUESTION = "When was the Eiffel Tower completed?"
 

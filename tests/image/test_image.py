@@ -16,11 +16,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from rag_testkit.containers import podman, pulled_volume, readme_pull, serving_container
+from rag_testkit.samples import ROOT
+from rag_testkit.tools import free_port
 
-from containers import podman, pulled_volume, readme_pull, serving_container
 from rag.artifacts import S3Location, S3Store, promote, push_bundle
-from samples import ROOT
-from tools import free_port
 
 pytestmark = pytest.mark.image
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from rag_testkit.samples import write_corpus
 
 from rag.config import Settings
 from rag.errors import CorpusError, ModelError
 from rag.index import Builder, read_manifest
-from samples import write_corpus
 
 
 def test_the_corpus_is_read_and_checked_before_a_model_is_loaded(tmp_path: Path) -> None:

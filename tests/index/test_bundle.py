@@ -4,13 +4,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rag_testkit.samples import write_corpus
 
 from rag.config import BuildConfig
 from rag.corpus import load_corpus
 from rag.errors import BundleCorrupt, BundleError, BundleModelMismatch, BundleNotFound, BundleVersionError
 from rag.index import Builder, Bundle, read_manifest
 from rag.pipeline import Pipeline
-from samples import write_corpus
 
 
 def checksums(path: Path) -> dict[str, str]:

@@ -14,12 +14,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from rag_testkit.launch import make_run
+from rag_testkit.tools import wait_for
 
-from launch import make_run
 from rag.errors import BundleCorrupt
 from rag.files import sha256_file
 from rag.index import Bundle
-from tools import wait_for
 
 
 def tampered(sample_bundle: Path, folder: Path, change: Callable[[Path], None]) -> Path:

@@ -34,7 +34,7 @@ def test_build_with_cache_then_stats_and_purge(env, tmp_path: Path, corpus_dir: 
     )
     assert code == 0 and err == "" and " 0 from cache" not in out
 
-    code, out, _ = run(capsys, "cache", "stats", "--cache", cache, "--json")
+    code, out, _ = run(capsys, "embedding-cache", "stats", "--cache", cache, "--json")
     stats = json.loads(out)
     assert code == 0 and stats["entries"] > 0 and stats["hits"] == stats["misses"] == stats["entries"]
     assert stats["hit_rate"] == 0.5 and stats["oldest"] <= stats["newest"]
@@ -43,14 +43,14 @@ def test_build_with_cache_then_stats_and_purge(env, tmp_path: Path, corpus_dir: 
     assert table["model"].startswith("BAAI/bge-small-en@-|onnx-sha256:") and "|onnx:" in table["model"]
     assert table["entries"] == stats["entries"]
 
-    code, out, _ = run(capsys, "cache", "stats", "--cache", cache)
+    code, out, _ = run(capsys, "cache", "stats", "--cache", cache)  # the old name, an alias
     assert code == 0 and "hit rate 50.0%" in out and f"table {table['model']}" in out
 
-    code, _, err = run(capsys, "cache", "purge", "--cache", cache, "--table", "nope")
+    code, _, err = run(capsys, "embedding-cache", "purge", "--cache", cache, "--table", "nope")
     assert code == 2 and "no table 'nope'" in err
-    code, out, _ = run(capsys, "cache", "purge", "--cache", cache, "--table", table["model"])
+    code, out, _ = run(capsys, "embedding-cache", "purge", "--cache", cache, "--table", table["model"])
     assert code == 0 and f"purged {stats['entries']} entries" in out
-    code, out, _ = run(capsys, "cache", "stats", "--cache", cache, "--json")
+    code, out, _ = run(capsys, "embedding-cache", "stats", "--cache", cache, "--json")
     assert json.loads(out)["entries"] == 0
 
 

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from rag_testkit.samples import big_corpus, write_corpus
 
 from rag.api import create_app
 from rag.config import Settings
 from rag.index import Bundle
 from rag.pipeline import Pipeline
-from samples import big_corpus, write_corpus
 
 ADMIN = {"x-admin-key": "adm"}
 OTHER_CORPUS = {

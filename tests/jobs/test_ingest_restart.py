@@ -9,10 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
+from rag_testkit.launch import Service, make_run
+from rag_testkit.samples import big_corpus, write_corpus
 
-from launch import Service, make_run
 from rag.cli import main
-from samples import big_corpus, write_corpus
 
 ADMIN = {"x-admin-key": "adm"}
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rag_testkit.samples import SHARED_DATA
 
 from rag.corpus.segment import split_sentences
 from rag.models import OFFLINE_MINILM
 from rag.models.export import export_model
 from rag.models.onnx_backend import OnnxEmbedder
-from samples import SHARED_DATA
 
 pytestmark = pytest.mark.slow
 

@@ -124,7 +124,7 @@ def test_best_sentence_signal_reorders_document_units(tmp_path: Path, embedder) 
     bundle = Bundle.load(tmp_path / "b")
     pipeline = Pipeline(bundle, embedder, None, RetrievalParams(rerank=False))
     q = embedder.encode(["Water boils at 100 degrees Celsius at sea level."], kind="query")[0]
-    best = pipeline._best_sentence_similarity(np.array([0, 1]), q)
+    best = pipeline.units.best_sentence_similarity(np.array([0, 1]), q)
     sims = np.asarray(bundle.sentence_vectors) @ q
     assert best[0] == pytest.approx(sims[:13].max()) and best[1] == pytest.approx(sims[13])
     only_sentences = RetrievalParams(rerank=False, alpha=1.0, sentence_weight=1.0)
@@ -189,7 +189,7 @@ def test_rerank_text_best_sentence_gives_the_cross_encoder_the_title_and_closest
     pipeline.rank(water)
     q = embedder.encode([water], kind="query")[0]
     sims = np.asarray(pipeline.bundle.sentence_vectors) @ q
-    closest = pipeline._evidence(int(np.argmax(sims[:13])), 0.0).text
+    closest = pipeline.units.evidence(int(np.argmax(sims[:13])), 0.0).text
     assert sorted(recorder.texts) == sorted([f"Long. {closest}", "Short. Cats sleep."])
     recorder.texts.clear()
     pipeline.rank(water, RetrievalParams(rerank_text="unit"))

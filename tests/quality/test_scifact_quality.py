@@ -4,6 +4,7 @@ the published band, and the shipped defaults beat the plain hybrid baseline. Min
 from pathlib import Path
 
 import pytest
+from rag_testkit.samples import SHARED_DATA
 
 from rag.config import RetrievalParams, Settings
 from rag.eval import load_beir, ndcg_at_k
@@ -12,7 +13,6 @@ from rag.index.lexical import Bm25Index
 from rag.index.manifest import BM25_DIR
 from rag.models import OFFLINE_MINILM, load_embedder
 from rag.pipeline import Pipeline
-from samples import SHARED_DATA
 
 pytestmark = pytest.mark.slow
 

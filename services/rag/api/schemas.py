@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -101,7 +102,7 @@ class AnswerRequest(_Query):
                 {"question": "When was the Eiffel Tower completed?"},
                 {
                     "question": "What do roots absorb?",
-                    "top_k": 2,
+                    "evidence_k": 2,
                     "filters": {"tags": "biology"},
                     "rerank": False,
                 },
@@ -109,7 +110,14 @@ class AnswerRequest(_Query):
         },
     )
 
-    top_k: int | None = Field(None, ge=1, le=20, description="at most this many evidence sentences")
+    # `top_k` was this field's first name; it is still accepted, so clients written against it keep working.
+    evidence_k: int | None = Field(
+        None,
+        ge=1,
+        le=20,
+        validation_alias=AliasChoices("evidence_k", "top_k"),
+        description="at most this many evidence sentences (`top_k`, its older name, is accepted too)",
+    )
     mode: Literal["extractive", "generative"] | None = Field(
         None,
         description="generative: an LLM answer citing the evidence, checked, with the extractive answer as "
@@ -121,8 +129,8 @@ class AnswerRequest(_Query):
 
     def overrides(self) -> dict[str, Any]:
         out = super().overrides()
-        if self.top_k is not None:
-            out["evidence_k"] = self.top_k
+        if self.evidence_k is not None:
+            out["evidence_k"] = self.evidence_k
         return out
 
 

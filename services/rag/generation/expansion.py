@@ -11,8 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..config import RetrievalParams
-from ..pipeline import MAX_QUESTION_CHARS, Pipeline, Ranking, rrf_fusion
-from ..pipeline.pipeline import Timings
+from ..pipeline import MAX_QUESTION_CHARS, Pipeline, Ranking, Timings, rrf_fusion
 
 __all__ = ["expanded_ranking", "expansion_messages", "parse_paraphrases"]
 

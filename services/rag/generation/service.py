@@ -21,8 +21,7 @@ from typing import Any, Literal, TypeVar, cast
 
 from ..config import RetrievalParams, Settings
 from ..errors import GenerationError
-from ..pipeline import Answer, Pipeline
-from ..pipeline.pipeline import Timings
+from ..pipeline import Answer, Pipeline, Timings
 from .breaker import CircuitBreaker
 from .check import check_answer
 from .client import ChatClient

@@ -1,10 +1,12 @@
 """The pipeline: retrieval, fusion, reranking, evidence selection and the extractive answer."""
 
 from .compose import numbers_in, unsupported_numbers
-from .fuse import convex_fusion, minmax, rrf_fusion, top_k
-from .pipeline import MAX_QUESTION_CHARS, Pipeline, Ranking
+from .evidence import mmr
+from .fuse import convex_fusion, minmax, normalise, rrf_fusion, top_k
+from .pipeline import MAX_QUESTION_CHARS, Pipeline
+from .retrieve import Ranking
 from .schemas import Answer, Evidence, Hit, SearchResult
-from .select import mmr
+from .timings import Timings
 
 __all__ = [
     "MAX_QUESTION_CHARS",
@@ -14,9 +16,11 @@ __all__ = [
     "Pipeline",
     "Ranking",
     "SearchResult",
+    "Timings",
     "convex_fusion",
     "minmax",
     "mmr",
+    "normalise",
     "numbers_in",
     "rrf_fusion",
     "top_k",

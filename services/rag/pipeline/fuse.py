@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["convex_fusion", "minmax", "rrf_fusion", "top_k"]
+__all__ = ["convex_fusion", "minmax", "normalise", "rrf_fusion", "top_k"]
 
 
 def top_k(scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> np.ndarray:
@@ -22,6 +22,12 @@ def minmax(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
     if span <= 1e-12:
         return np.ones_like(values, dtype=np.float64) * (1.0 if len(values) else 0.0)
     return np.clip((values - lo) / span, 0.0, 1.0)
+
+
+def normalise(values: np.ndarray) -> np.ndarray:
+    """Min-max over the values themselves (fusion's scaling, with their own range)."""
+    values = np.asarray(values, dtype=np.float64)
+    return values if not len(values) else minmax(values, float(values.min()), float(values.max()))
 
 
 def convex_fusion(

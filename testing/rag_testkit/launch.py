@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from samples import ROOT
-from tools import children, free_port, wait_for
+from .samples import ROOT
+from .tools import children, free_port, wait_for
 
 __all__ = ["Service", "Started", "make_run", "user_environment"]
 

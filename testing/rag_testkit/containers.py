@@ -16,8 +16,8 @@ import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from samples import ROOT
-from tools import free_port, require_packages, wait_for
+from .samples import ROOT
+from .tools import free_port, require_packages, wait_for
 
 BASE_IMAGE = "localhost/pybase:bookworm"
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")

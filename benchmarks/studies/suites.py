@@ -1,4 +1,5 @@
-"""`rag eval`: SciFact retrieval and evidence, SQuAD evidence and the abstention trade-off.
+"""`make eval`: the studies that chose the defaults — SciFact retrieval and evidence, SQuAD evidence and the
+abstention trade-off, every variant tried. Not part of the product: `rag eval` scores one bundle.
 
 Bundles are built once into a work directory (the embedding cache makes variants cheap). BM25 parameters
 are load-time settings and fusion parameters query-time ones, so sweeps re-score without re-embedding.
@@ -19,15 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from ..config import BuildConfig, RetrievalParams, Settings
-from ..corpus import Document
-from ..index import Bm25Index, Bm25Params, Builder, Bundle, read_manifest
-from ..index.manifest import BM25_DIR
-from ..models import EmbeddingModel, load_embedder, load_reranker
-from ..pipeline import Pipeline
-from .datasets import BeirData, load_beir, load_squad
-from .metrics import spans_overlap
-from .retrieval import retrieval_scores
+from rag.config import BuildConfig, RetrievalParams, Settings
+from rag.corpus import Document
+from rag.eval.datasets import BeirData, load_beir, load_squad
+from rag.eval.metrics import spans_overlap
+from rag.eval.retrieval import retrieval_scores
+from rag.index import Bm25Index, Bm25Params, Builder, Bundle, read_manifest
+from rag.index.manifest import BM25_DIR
+from rag.models import EmbeddingModel, load_embedder, load_reranker
+from rag.pipeline import Pipeline
 
 __all__ = ["EvalRunner", "Variant"]
 
@@ -426,8 +427,8 @@ class EvalRunner:
 
 def _ranked_sentences(pipeline: Pipeline, ranking: Any, k: int) -> list[Any]:
     """The top-k evidence candidates as Evidence records: the same path the answer's evidence comes from."""
-    rows, relevance = pipeline.evidence_candidates(ranking, pipeline.params)
-    return [pipeline._evidence(int(r), float(v)) for r, v in zip(rows[:k], relevance[:k], strict=True)]
+    rows, relevance = pipeline.evidence.candidates(ranking, pipeline.params)
+    return [pipeline.units.evidence(int(r), float(v)) for r, v in zip(rows[:k], relevance[:k], strict=True)]
 
 
 def replace_cfg(config: BuildConfig, **changes: Any) -> BuildConfig:
@@ -460,7 +461,7 @@ def run_eval(
     report["builds"] = runner.builds
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(report, indent=2, default=str))
-    from .report import render_tables
+    from studies.report import render_tables
 
     echo(render_tables(report))
     return report

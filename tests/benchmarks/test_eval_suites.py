@@ -1,12 +1,11 @@
-"""`rag eval` end to end on a miniature SciFact + SQuAD data folder with the tiny models (the real run is
-documented in docs/EVALUATION.md)."""
+"""`make eval`'s suites (benchmarks/eval_suites.py) end to end on a miniature SciFact + SQuAD data folder
+(the real run is documented in docs/EVALUATION.md)."""
 
 import json
 from pathlib import Path
 
 import pytest
-
-from rag.cli import main
+from eval_suites import main
 
 DOCS = [
     ("d1", "Water", ["Water boils at 100 degrees Celsius.", "It freezes at 0 degrees."]),
@@ -73,7 +72,7 @@ def test_eval_runs_every_suite_and_writes_the_report(
     tmp_path: Path, default_env: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data = make_data(tmp_path / "data")
-    code = main(["eval", str(tmp_path / "work"), "--data", str(data)])
+    code = main([str(tmp_path / "work"), "--data", str(data)])
     out = capsys.readouterr().out
     assert code == 0
     report = json.loads((tmp_path / "work" / "eval.json").read_text())
@@ -102,11 +101,11 @@ def test_eval_runs_every_suite_and_writes_the_report(
     }
     assert "SciFact test" in out and "Abstention" in out and "chosen threshold" in out
     # A second run reuses the bundles: nothing is rebuilt.
-    assert main(["eval", str(tmp_path / "work"), "--data", str(data), "--suites", "squad"]) == 0
+    assert main([str(tmp_path / "work"), "--data", str(data), "--suites", "squad"]) == 0
     assert json.loads((tmp_path / "work" / "eval.json").read_text())["builds"] == {}
 
 
 def test_eval_refuses_unknown_suites_and_missing_data(tmp_path: Path, capsys) -> None:
-    assert main(["eval", str(tmp_path / "w"), "--data", str(tmp_path), "--suites", "nfcorpus"]) == 2
+    assert main([str(tmp_path / "w"), "--data", str(tmp_path), "--suites", "nfcorpus"]) == 2
     assert "unknown suite" in capsys.readouterr().err
-    assert main(["eval", str(tmp_path / "w"), "--data", str(tmp_path / "nope")]) == 2
+    assert main([str(tmp_path / "w"), "--data", str(tmp_path / "nope")]) == 2

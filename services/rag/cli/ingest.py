@@ -14,10 +14,11 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from .config import load_settings
-from .errors import RagError
+from ..config import load_settings
+from ..errors import RagError
+from .common import Subcommands
 
-__all__ = ["add_ingest_parser"]
+__all__ = ["add_parser"]
 
 
 def _call(method: str, url: str, key: str, body: dict[str, Any] | None = None, timeout: float = 60.0) -> Any:
@@ -75,7 +76,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_ingest_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subcommands) -> None:
     ingest = sub.add_parser("ingest", help="start an ingestion job on a server and follow it (progress bar)")
     ingest.add_argument("corpus", metavar="CORPUS", help="a path on the server, or s3://bucket/prefix")
     ingest.add_argument("--server", required=True, help="the server's base URL, e.g. http://localhost:8000")

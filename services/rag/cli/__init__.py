@@ -1,0 +1,40 @@
+"""`rag`: build a bundle, ask it questions, evaluate, and manage models, artifacts, the embedding cache and
+ingestion jobs. One module per command; each leaf parser names the function it runs (`func`). Thin over the
+Builder and the Pipeline; errors exit 2 with one line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from ..errors import RagError
+from . import artifacts, ask, build, cache, evaluate, ingest, models
+
+__all__ = ["build_parser", "main"]
+
+_COMMANDS = (build, cache, ingest, ask, evaluate, models, artifacts)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for command in _COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose or args.command == "eval" else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except RagError as exc:
+        print(f"rag: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
