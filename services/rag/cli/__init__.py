@@ -14,10 +14,14 @@ from . import artifacts, ask, build, cache, evaluate, ingest, models
 __all__ = ["build_parser", "main"]
 
 _COMMANDS = (build, cache, ingest, ask, evaluate, models, artifacts)
+_DESCRIPTION = (
+    "Build an index bundle, ask it questions, score it, and manage models, bundle artifacts in S3, the "
+    "embedding cache and ingestion jobs. Errors exit 2 with one line."
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rag", description=__doc__)
+    parser = argparse.ArgumentParser(prog="rag", description=_DESCRIPTION)
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
     for command in _COMMANDS:

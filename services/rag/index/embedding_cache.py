@@ -161,6 +161,31 @@ class EmbeddingCache:
         model sees `prefix + text`. `compute` gets the texts without it, as `EmbeddingModel.encode` expects.
         """
         keys = [self.key(namespace, prefix + t) for t in texts]
+        found = self._lookup(keys, dim)
+        missing: dict[bytes, int] = {}  # key → first position: a text repeated is embedded once
+        for i, k in enumerate(keys):
+            if k not in found and k not in missing:
+                missing[k] = i
+        # A miss is a text embedded now; a repeat of one in the same call counts as a hit (not embedded again).
+        self.hits += len(texts) - len(missing)
+        self.misses += len(missing)
+        self._tick += 1
+        now = self._clock()
+        if missing:
+            positions = list(missing.values())
+            vectors = np.asarray(compute([texts[i] for i in positions]), dtype=np.float32)
+            if vectors.shape != (len(positions), dim):
+                raise EmbeddingCacheError(
+                    f"the embedder gave shape {vectors.shape}, expected ({len(positions)}, {dim})"
+                )
+            found.update((keys[i], vectors[j]) for j, i in enumerate(positions))
+        self._record(found, missing, namespace, dim, now, hits=len(texts) - len(missing))
+        out = np.empty((len(texts), dim), dtype=np.float32)
+        for i, k in enumerate(keys):
+            out[i] = found[k]
+        return out
+
+    def _lookup(self, keys: list[bytes], dim: int) -> dict[bytes, np.ndarray]:
         found: dict[bytes, np.ndarray] = {}
         for batch in _batches(sorted(set(keys))):
             rows = self._con.execute(
@@ -168,25 +193,19 @@ class EmbeddingCache:
                 [dim, *batch],
             ).fetchall()
             found.update((k, np.frombuffer(v, dtype=np.float32)) for k, v in rows)
-        missing_keys: dict[bytes, int] = {}  # key → first position: a text repeated is embedded once
-        for i, k in enumerate(keys):
-            if k not in found and k not in missing_keys:
-                missing_keys[k] = i
-        # A miss is a text embedded now; a repeat of one in the same call counts as a hit (not embedded again).
-        self.hits += len(texts) - len(missing_keys)
-        self.misses += len(missing_keys)
-        self._tick += 1
-        now = self._clock()
-        if missing_keys:
-            positions = list(missing_keys.values())
-            vectors = np.asarray(compute([texts[i] for i in positions]), dtype=np.float32)
-            if vectors.shape != (len(positions), dim):
-                raise EmbeddingCacheError(
-                    f"the embedder gave shape {vectors.shape}, expected ({len(positions)}, {dim})"
-                )
-            for j, i in enumerate(positions):
-                found[keys[i]] = vectors[j]
-        hit_keys = [k for k in found if k not in missing_keys]
+        return found
+
+    def _record(
+        self,
+        found: dict[bytes, np.ndarray],
+        missing: dict[bytes, int],
+        namespace: str,
+        dim: int,
+        now: float,
+        hits: int,
+    ) -> None:
+        """In one transaction: hits marked used, new vectors stored, counters added, the bounds enforced."""
+        hit_keys = [k for k in found if k not in missing]
         self._con.execute("BEGIN IMMEDIATE")
         try:
             for batch in _batches(hit_keys):
@@ -199,23 +218,19 @@ class EmbeddingCache:
                 "INSERT OR IGNORE INTO vectors VALUES (?,?,?,?,?,?,?)",
                 (
                     (k, namespace, dim, blob, len(blob) + _KEY_BYTES, now, self._tick)
-                    for k in missing_keys
+                    for k in missing
                     for blob in (found[k].tobytes(),)
                 ),
             )
             self._count("entries", max(inserted.rowcount, 0))
             self._count("bytes", max(inserted.rowcount, 0) * (dim * 4 + _KEY_BYTES))
-            self._count("hits", len(texts) - len(missing_keys))
-            self._count("misses", len(missing_keys))
+            self._count("hits", hits)
+            self._count("misses", len(missing))
             self._evict()
             self._con.execute("COMMIT")
         except BaseException:
             self._con.execute("ROLLBACK")
             raise
-        out = np.empty((len(texts), dim), dtype=np.float32)
-        for i, k in enumerate(keys):
-            out[i] = found[k]
-        return out
 
     def _count(self, name: str, value: int) -> None:
         if value:

@@ -19,15 +19,19 @@ import time
 import traceback
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import Settings, load_settings
 from ..errors import RagError
 from ..redact import redact
 from .runner import CANCELLED, check_corpus
-from .store import JobStore, utc_now
+from .store import Job, JobStore, utc_now
 
 __all__ = ["main"]
+
+if TYPE_CHECKING:  # imported when the build starts: the signal handlers are set first (main)
+    from ..index.builder import BuildResult
+    from ..index.progress import BuildProgress
 
 log = logging.getLogger("rag.jobs")
 
@@ -63,51 +67,43 @@ def _fetch_corpus(corpus: str, settings: Settings, dest: Path) -> Path:
     return dest
 
 
-def run(store: JobStore, job_id: str) -> None:
-    from ..index import Builder
+class _Record:
+    """The job's record, written from this thread and the heartbeat's (one lock), ended exactly once."""
 
-    job = store.read(job_id)
-    lock = threading.Lock()  # the heartbeat thread and this one both update the record
-    parent = os.getppid()
-    finished = threading.Event()
+    def __init__(self, store: JobStore, job: Job) -> None:
+        self.store = store
+        self.job = job
+        self.finished = threading.Event()
+        self._lock = threading.Lock()
+        self._last_report = 0.0
 
-    def update(**changes: Any) -> None:
-        with lock:
-            store.update(job_id, **changes)
+    def update(self, **changes: Any) -> None:
+        with self._lock:
+            self.store.update(self.job.id, **changes)
 
-    def heartbeat() -> None:
-        while not finished.wait(HEARTBEAT_SECONDS):
+    def progress(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done >= total or now - self._last_report >= _REPORT_SECONDS:
+            self._last_report = now
+            self.update(**self.job.at(stage, done, total))
+
+    def beat(self, parent: int) -> None:
+        while not self.finished.wait(HEARTBEAT_SECONDS):
             if os.getppid() != parent:  # the server worker is gone: nobody will serve what we build
-                update(
-                    state="failed",
-                    finished_at=utc_now(),
-                    error="interrupted: the server process that started the job went away; "
-                    "jobs are not resumed: start it again",
+                self.fail(
+                    "interrupted: the server process that started the job went away; "
+                    "jobs are not resumed: start it again"
                 )
                 os._exit(3)
-            update(heartbeat=time.time())
+            self.update(heartbeat=time.time())
 
-    update(state="running", started_at=utc_now(), pid=os.getpid(), **job.at("load", 0, 1))
-    threading.Thread(target=heartbeat, name="rag-job-heartbeat", daemon=True).start()
-    last = 0.0
+    def fail(self, error: str) -> None:
+        self.finished.set()
+        self.update(state="failed", finished_at=utc_now(), error=error)
 
-    def progress(stage: str, done: int, total: int) -> None:
-        nonlocal last
-        now = time.monotonic()
-        if done >= total or now - last >= _REPORT_SECONDS:
-            last = now
-            update(**job.at(stage, done, total))
-
-    try:
-        overrides = {k: v for k, v in job.options.model_dump().items() if v is not None}
-        settings = load_settings(**overrides)
-        work = store.work_dir(job_id)
-        corpus = _fetch_corpus(job.corpus, settings, work / "corpus")
-        builder = Builder.from_settings(settings)
-        documents, report = builder.load(corpus, confined=True)
-        result = builder.build(documents, work / "bundle", report=report, overwrite=True, progress=progress)
-        finished.set()
-        update(
+    def succeed(self, result: BuildResult) -> None:
+        self.finished.set()
+        self.update(
             state="succeeded",
             finished_at=utc_now(),
             progress=1.0,
@@ -121,23 +117,40 @@ def run(store: JobStore, job_id: str) -> None:
                 "seconds": round(result.seconds),
             },
         )
+
+
+def _build(store: JobStore, job: Job, progress: BuildProgress) -> BuildResult:
+    """The job's bundle, built with the server's settings and the job's options."""
+    from ..index import Builder
+
+    overrides = {k: v for k, v in job.options.model_dump().items() if v is not None}
+    settings = load_settings(**overrides)
+    work = store.work_dir(job.id)
+    corpus = _fetch_corpus(job.corpus, settings, work / "corpus")
+    builder = Builder.from_settings(settings)
+    documents, report = builder.load(corpus, confined=True)
+    return builder.build(documents, work / "bundle", report=report, overwrite=True, progress=progress)
+
+
+def run(store: JobStore, job_id: str) -> None:
+    record = _Record(store, store.read(job_id))
+    record.update(state="running", started_at=utc_now(), pid=os.getpid(), **record.job.at("load", 0, 1))
+    threading.Thread(target=record.beat, args=(os.getppid(),), name="rag-job-heartbeat", daemon=True).start()
+    try:
+        result = _build(store, record.job, record.progress)
     except Cancelled:
-        finished.set()
-        update(state="failed", finished_at=utc_now(), error=CANCELLED)
+        record.fail(CANCELLED)
     except Interrupted:
-        finished.set()
-        update(
-            state="failed",
-            finished_at=utc_now(),
-            error="interrupted: the server shut down while the job ran; jobs are not resumed: start it again",
+        record.fail(
+            "interrupted: the server shut down while the job ran; jobs are not resumed: start it again"
         )
     except RagError as exc:
-        finished.set()
-        update(state="failed", finished_at=utc_now(), error=redact(f"{exc.error_type}: {exc}"))
+        record.fail(redact(f"{exc.error_type}: {exc}"))
     except Exception as exc:  # the record must say why, whatever broke
-        finished.set()
         traceback.print_exc()
-        update(state="failed", finished_at=utc_now(), error=redact(f"internal: {type(exc).__name__}: {exc}"))
+        record.fail(redact(f"internal: {type(exc).__name__}: {exc}"))
+    else:
+        record.succeed(result)
 
 
 def main(argv: list[str] | None = None) -> int:

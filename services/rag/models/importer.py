@@ -90,40 +90,7 @@ def import_model_folder(
     if not source.is_dir():
         raise ModelError(f"{source}: not a folder")
     graph = _graph_file(source, options.graph, in_place=out is None)
-    tokenizer = _tokenizer(source)
-    config = _json(source / "config.json")
-    name = options.name or _model_name(source, config)
-    probe = _probe(graph, tokenizer, options.kind)
-    kind = probe["kind"]
-    quantized = _is_quantized(graph)
-    fields: dict[str, Any] = {
-        "kind": kind,
-        "source_model": name,
-        "fingerprint": f"onnx-sha256:{sha256_file(graph)}",
-        "max_seq_length": options.max_seq_length or _max_length(source),
-        "vocab_size": _vocab_size(config, tokenizer),
-        "export": {
-            "imported": {
-                "graph": graph.relative_to(source).as_posix(),
-                "detected": probe["detected"],
-            },
-            "quantization": "int8" if quantized else None,
-        },
-    }
-    if options.abstain_threshold is not None:
-        fields["calibration"] = {
-            "abstain_threshold": options.abstain_threshold,
-            "with": options.calibrated_with,
-        }
-    if kind == "embedder":
-        query, passage = known_prefixes(name, str(source))
-        fields |= {
-            "pooling": options.pooling or _pooling(source, name),
-            "normalize": True,  # the EmbeddingModel contract: vectors are L2-normalised
-            "dim": probe["dim"],
-            "query_prefix": query if options.query_prefix is None else options.query_prefix,
-            "passage_prefix": passage if options.passage_prefix is None else options.passage_prefix,
-        }
+    fields = _describe(source, graph, options)
     try:
         spec = OnnxModelSpec(**fields)
     except ValueError as exc:
@@ -144,6 +111,41 @@ def import_model_folder(
 
 
 # ---- detection ----------------------------------------------------------------------------------------------
+
+
+def _describe(source: Path, graph: Path, options: ImportOptions) -> dict[str, Any]:
+    """The spec's fields: what the options say, else what the folder's files and a probe run detect."""
+    tokenizer = _tokenizer(source)
+    config = _json(source / "config.json")
+    name = options.name or _model_name(source, config)
+    probe = _probe(graph, tokenizer, options.kind)
+    kind = probe["kind"]
+    fields: dict[str, Any] = {
+        "kind": kind,
+        "source_model": name,
+        "fingerprint": f"onnx-sha256:{sha256_file(graph)}",
+        "max_seq_length": options.max_seq_length or _max_length(source),
+        "vocab_size": _vocab_size(config, tokenizer),
+        "export": {
+            "imported": {"graph": graph.relative_to(source).as_posix(), "detected": probe["detected"]},
+            "quantization": "int8" if _is_quantized(graph) else None,
+        },
+    }
+    if options.abstain_threshold is not None:
+        fields["calibration"] = {
+            "abstain_threshold": options.abstain_threshold,
+            "with": options.calibrated_with,
+        }
+    if kind == "embedder":
+        query, passage = known_prefixes(name, str(source))
+        fields |= {
+            "pooling": options.pooling or _pooling(source, name),
+            "normalize": True,  # the EmbeddingModel contract: vectors are L2-normalised
+            "dim": probe["dim"],
+            "query_prefix": query if options.query_prefix is None else options.query_prefix,
+            "passage_prefix": passage if options.passage_prefix is None else options.passage_prefix,
+        }
+    return fields
 
 
 def _graph_file(folder: Path, chosen: str | None, in_place: bool) -> Path:

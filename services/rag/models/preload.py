@@ -109,14 +109,7 @@ def preload_models(
     if backend == "torch" and (quantize or optimize):
         raise ModelError("--quantize and --optimize make ONNX exports: they need the onnx backend")
     dest = Path(dest)
-    wanted: list[tuple[Role, str, str | None]] = [
-        ("embedder", settings.embedding_model, settings.embedding_revision)
-    ]
-    if settings.reranker_model:
-        wanted.append(("reranker", settings.reranker_model, settings.reranker_revision))
-    for role, _, _ in wanted:
-        if (dest / role).exists() and not overwrite:
-            raise ModelError(f"{dest / role} exists (use --force to replace it)")
+    wanted = _wanted(settings, dest, overwrite)
     dest.mkdir(parents=True, exist_ok=True)
     cache = (
         Path(settings.models_dir) if settings.models_dir else Path(tempfile.mkdtemp(prefix=".hub-", dir=dest))
@@ -145,15 +138,36 @@ def preload_models(
     }
     if check:
         _check(env, settings)
-    result = PreloadResult(dest, backend, models, env, time.perf_counter() - started)
-    record = {
-        "format": 1,
-        "backend": backend,
-        "models": {m.role: asdict(m) for m in models},
-        "env": env,
-    }
+    record = {"format": 1, "backend": backend, "models": {m.role: asdict(m) for m in models}, "env": env}
     (dest / PRELOAD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    return result
+    return PreloadResult(dest, backend, models, env, time.perf_counter() - started)
+
+
+def _wanted(settings: Settings, dest: Path, overwrite: bool) -> list[tuple[Role, str, str | None]]:
+    """(role, reference, revision) of each configured model; refused before anything is fetched when its
+    folder in DEST exists and may not be replaced."""
+    wanted: list[tuple[Role, str, str | None]] = [
+        ("embedder", settings.embedding_model, settings.embedding_revision)
+    ]
+    if settings.reranker_model:
+        wanted.append(("reranker", settings.reranker_model, settings.reranker_revision))
+    for role, _, _ in wanted:
+        if (dest / role).exists() and not overwrite:
+            raise ModelError(f"{dest / role} exists (use --force to replace it)")
+    return wanted
+
+
+def _take_onnx(folder: Path, out: Path, role: Role, exported: bool) -> Any:
+    """An ONNX folder into DEST: an export of `rag models export` copied as it is, a published one (Optimum,
+    fastembed, …) described once by `rag models import` on the way."""
+    kind: Literal["embedder", "cross-encoder"] = "embedder" if role == "embedder" else "cross-encoder"
+    if not exported:
+        return import_model_folder(folder, out, ImportOptions(kind=kind))  # replaces `out` whole
+    from .onnx_backend import read_model_folder
+
+    spec = read_model_folder(folder, kind)
+    _replace(out, lambda work: _copy_folder(folder, work))
+    return spec
 
 
 def _preload_one(
@@ -171,26 +185,14 @@ def _preload_one(
     name, folder, commit = fetch_model(reference, revision, cache, offline=settings.hub_offline)
     out = dest / role
     exported = (folder / ONNX_SPEC_FILE).is_file()
-    if not exported and is_importable(folder):  # a published ONNX folder: described once, copied into DEST
+    if exported or is_importable(folder):  # ONNX already: served as it is
         if backend == "torch" or quantize or optimize:
-            raise ModelError(f"{reference} is an ONNX model: it serves only with the onnx backend, as it is")
-        options = ImportOptions(kind="embedder" if role == "embedder" else "cross-encoder")
-        spec = import_model_folder(folder, out, options)  # replaces `out` whole
+            what = "an ONNX export" if exported else "an ONNX model"
+            hint = " (export the original model to quantise or optimise it)" if exported else ""
+            raise ModelError(f"{reference} is {what}: it serves only with the onnx backend, as it is{hint}")
+        spec = _take_onnx(folder, out, role, exported)
         name, fingerprint = spec.source_model, spec.fingerprint
         fmt = "onnx-int8" if spec.export.get("quantization") else "onnx"
-    elif exported:  # already an ONNX folder made by `rag models export`: taken as it is
-        if backend == "torch" or quantize or optimize:
-            raise ModelError(
-                f"{reference} is an ONNX export: it serves only with the onnx backend, as it is "
-                "(export the original model to quantise or optimise it)"
-            )
-        from .onnx_backend import read_model_folder
-
-        spec = read_model_folder(folder, "embedder" if role == "embedder" else "cross-encoder")
-        _replace(out, lambda work: _copy_folder(folder, work))
-        name, fingerprint = spec.source_model, spec.fingerprint
-        quantized = bool(spec.export.get("quantization"))
-        fmt = "onnx-int8" if quantized else "onnx"
     elif backend == "onnx":
         from .export import export_model
 
