@@ -194,3 +194,16 @@ def test_rerank_text_best_sentence_gives_the_cross_encoder_the_title_and_closest
     recorder.texts.clear()
     pipeline.rank(water, RetrievalParams(rerank_text="unit"))
     assert sorted(recorder.texts) == sorted([f"Long. {filler} {water}", "Short. Cats sleep."])
+
+
+def test_a_reranker_set_after_construction_reranks(sample_bundle: Path, embedder) -> None:
+    """The studies swap the reranker into a built pipeline; the rerank stage must follow it."""
+    pipeline = Pipeline(Bundle.load(sample_bundle), embedder, None, RetrievalParams())
+    question = "What do roots absorb?"
+    assert pipeline.rank(question).rerank is None
+    recorder = RecordingReranker()
+    pipeline.reranker = recorder  # type: ignore[assignment]
+    ranking = pipeline.rank(question)
+    assert recorder.texts and ranking.rerank is not None
+    pipeline.reranker = None
+    assert pipeline.rank(question).rerank is None

@@ -51,15 +51,23 @@ class Pipeline:
             )
         self.bundle = bundle
         self.embedder = embedder
-        self.reranker = reranker
         self.params = params or RetrievalParams()
         self.load_seconds: dict[str, float] = {}
         self.units = UnitReader(bundle)
         self.retriever = Retriever(bundle, embedder, self.units)
-        self.cross_encoder = (
-            CrossEncoderRerank(bundle, reranker, self.units) if reranker is not None else None
-        )
         self.evidence = EvidenceSelector(bundle, self.units)
+        self.reranker = reranker
+
+    @property
+    def reranker(self) -> CrossEncoderModel | None:
+        return self._reranker
+
+    @reranker.setter
+    def reranker(self, model: CrossEncoderModel | None) -> None:
+        # A setter, not a plain attribute: the rerank stage must follow a reranker swapped in after
+        # construction (the studies do), or reranking would silently stop.
+        self._reranker = model
+        self.cross_encoder = CrossEncoderRerank(self.bundle, model, self.units) if model is not None else None
 
     @classmethod
     def from_settings(cls, settings: Settings, bundle_path: str | Path) -> Pipeline:
