@@ -181,7 +181,7 @@ def in_process(bundle: Path, env: dict[str, str], questions: list[str], seconds:
 
 
 class Service:
-    """`make run` serving `bundle` with these settings (tests/launch.py: the one launcher)."""
+    """`make run` serving `bundle` with these settings (rag_testkit/launch.py: the one launcher)."""
 
     def __init__(self, bundle: Path, env: dict[str, str], workdir: Path) -> None:
         self.service = make_run(workdir, bundle=bundle, env=env, timeout=300)

@@ -106,7 +106,7 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_settings, tiny_em
 
 
 def _sample_bundle(root: Path, settings, embedder) -> Path:
-    """The sample corpus (tests/samples.py) built into root/bundle with these settings and embedder."""
+    """The sample corpus (rag_testkit/samples.py) built into root/bundle with these settings and embedder."""
     from rag.index import Builder
 
     builder = Builder.from_settings(settings, embedder=embedder)

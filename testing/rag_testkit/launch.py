@@ -3,7 +3,7 @@
 `make_run` is the README's `make run`, through the Makefile's own command line, from the environment a user's
 shell has: this machine's, less every project setting (`RAG_*`), Prometheus', Hugging Face's and the test
 runner's variables. So the server gets exactly what `make run` gives it, and nothing a test forgot to remove.
-The image and the chart's pod are started by `tests/containers.run_container` with the same rule.
+The image and the chart's pod are started by `rag_testkit.containers.run_container` with the same rule.
 
 What a test may add is named: `bundle=` (the Makefile's SAMPLE_BUNDLE, i.e. RAG_BUNDLE_DIR) and `env=`, each
 variable a non-default setting the test is about (tiny models, an API key, a low max_requests). The port is

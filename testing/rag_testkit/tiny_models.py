@@ -150,7 +150,7 @@ def save_xlmr_cross_encoder(
     return folder
 
 
-if __name__ == "__main__":  # `python tests/tiny_models.py DIR` makes both, for manual runs
+if __name__ == "__main__":  # `python -m rag_testkit.tiny_models DIR` makes both, for manual runs
     import sys
 
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "tiny-models")

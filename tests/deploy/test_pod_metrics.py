@@ -1,7 +1,7 @@
 """Metrics where users deploy: the image run as the README shows and the pod the chart renders, scraped by a
 real Prometheus, and every query of the dashboard and the alert rules evaluated against what it collected.
 
-The service gets only what those launch paths give it (tests/containers.py); the port is the one exception,
+The service gets only what those launch paths give it (rag_testkit/containers.py); the port is the one exception,
 as podman here has host networking only.
 """
 
