@@ -1,34 +1,7 @@
-"""The one exception tree of the package. Each class carries its `error_type` (the API's and the job
-records' machine-readable name) and the HTTP `status` the API answers it with (api/errors.py).
-
-    RagError                       500
-    ├── ConfigError                500  settings that cannot work together
-    ├── CorpusError                500  nothing (usable) to build from, conflicting documents
-    ├── ModelError                 503  a model that cannot be loaded or does not match
-    ├── BundleError                503  an index bundle that is missing, changed, or of another kind
-    │   ├── BundleNotFound
-    │   ├── BundleCorrupt               a checksum or a file does not match the manifest
-    │   ├── BundleVersionError          unknown format version
-    │   └── BundleModelMismatch         built with another embedding model than the configured one
-    ├── QueryError                 422  a question or parameters the pipeline cannot answer
-    │   └── GenerationNotConfigured     generative mode asked of a server without an inference server
-    ├── GenerationError            500  the inference server failed (answers fall back; never reaches a client)
-    ├── EmbeddingCacheError        500  the embedding cache file cannot be used
-    ├── ArtifactError              502  bundle artifacts in S3
-    │   ├── ArtifactNotFound       404  no such version, channel or object
-    │   ├── ArtifactConflict       409  a version that exists already with other content (versions are immutable)
-    │   ├── StorageUnavailable     503  S3 unreachable until the deadline, or refusing access
-    │   └── ReloadRejected         502  a hot-reload candidate that does not load or fit the served models
-    ├── Overloaded                 429  this worker's admission is full (with Retry-After)
-    ├── DeadlineExceeded           504  the request passed its deadline
-    ├── UnknownJob                 404  no ingestion job of that id
-    ├── BadCorpus                  422  a corpus an ingestion job may not or cannot read
-    ├── JobConflict                409  a job that cannot do what was asked in its state
-    │   ├── JobBusy                     another job is queued or running on this node
-    │   └── JobNotActive                cancelling a job that has already finished
-    ├── Unauthorized               401  missing or wrong API or admin key
-    ├── Forbidden                  403  the feature is off (admin key unset, ingestion or hot reload off)
-    └── NotReady                   503  the worker is starting, draining or failed
+"""The one exception tree of the package. Each class below carries its `error_type` (the API's and the job
+records' machine-readable name), the HTTP `status` the API answers it with (api/errors.py), and its meaning
+as the first line of its docstring. The README's error table is made from them (`python -m rag.reference`),
+so the overview is not written out again here, where it could drift.
 
 The CLI maps every RagError to exit code 2 with one line.
 """
