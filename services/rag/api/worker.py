@@ -11,12 +11,15 @@ through h11 with the bounds uvicorn leaves open.
   it: uvicorn closed every connection without a request in progress, including one whose first request was
   still in the socket, so that client got a reset. Such a connection is now served that one request, with
   `Connection: close`, or closed after a short grace if nothing comes.
+- One send per response: what the protocol writes in one event-loop turn (a response's head, body and end)
+  leaves in one send (`CoalescedWrites`), so a worker killed mid-answer leaves either nothing, which the
+  balancer retries, or the whole answer.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -24,10 +27,50 @@ from uvicorn_worker import UvicornWorker
 
 from ..config import load_settings
 
-__all__ = ["BoundedH11Protocol", "RagWorker"]
+__all__ = ["BoundedH11Protocol", "CoalescedWrites", "RagWorker"]
 
 
 _SHUTDOWN_GRACE = 1.0  # seconds a fresh connection has to deliver its first request once shutdown starts
+
+
+class CoalescedWrites:
+    """A transport whose writes in one event-loop turn leave in one send.
+
+    uvicorn writes a response's head and its body separately. The first send wakes the reader (the
+    balancer), and the kernel often runs it before the worker's second send: a worker killed there left a
+    head without a body, which the balancer had already passed on and could not retry (seen in CI).
+    """
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not data:
+            return
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(bytes(data))
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._pending.clear()
+        self._transport.abort()
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + sum(map(len, self._pending))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def _flush(self) -> None:
+        if self._pending and not self._transport.is_closing():
+            self._transport.write(b"".join(self._pending))
+        self._pending.clear()
 
 
 class BoundedH11Protocol(H11Protocol):
@@ -47,7 +90,7 @@ class BoundedH11Protocol(H11Protocol):
         super().shutdown()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(cast(asyncio.Transport, CoalescedWrites(transport, self.loop)))
         self._arm()
 
     def data_received(self, data: bytes) -> None:

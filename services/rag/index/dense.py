@@ -48,13 +48,16 @@ class DenseIndex:
             self._index.hnsw.efSearch = ef_search
 
     def vectors(self) -> np.ndarray:
-        """All unit vectors as a zero-copy view of the index' own storage (float32 [size, dim])."""
+        """All unit vectors as a read-only, zero-copy view of the index' own storage (float32 [size, dim]).
+
+        The view keeps the index alive: a bare `rev_swig_ptr` view did not, so vectors kept past their
+        index read freed memory (seen as garbage in a test; a segfault once the allocator unmaps it)."""
         faiss = _faiss()
         flat = faiss.downcast_index(self._index.storage) if self.is_hnsw else self._index
         if self.size == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        view = faiss.rev_swig_ptr(flat.get_xb(), self.size * self.dim)
-        return np.asarray(view).reshape(self.size, self.dim)
+        address = faiss.rev_swig_ptr(flat.get_xb(), self.size * self.dim).ctypes.data
+        return np.asarray(_Storage(self._index, address, (self.size, self.dim)))
 
     def search(
         self, query: np.ndarray, k: int, allowed: np.ndarray | None = None
@@ -73,3 +76,11 @@ class DenseIndex:
         scores, ids = self._index.search(query.reshape(1, -1).astype(np.float32), k, params=params)
         keep = ids[0] >= 0
         return ids[0][keep].astype(np.int64), scores[0][keep]
+
+
+class _Storage:
+    """Lends an index' float32 storage to numpy: the array's base is this object, which holds the index."""
+
+    def __init__(self, index: Any, address: int, shape: tuple[int, int]) -> None:
+        self._index = index
+        self.__array_interface__ = {"data": (address, True), "shape": shape, "typestr": "<f4", "version": 3}

@@ -1,5 +1,6 @@
-"""The worker's HTTP protocol at shutdown (recycling after RAG_MAX_REQUESTS, SIGTERM): a connection accepted just
-before, whose first request is still in flight, is answered with Connection: close instead of reset."""
+"""The worker's HTTP protocol. At shutdown (recycling after RAG_MAX_REQUESTS, SIGTERM) a connection accepted
+just before, whose first request is still in flight, is answered with Connection: close instead of reset. An
+answer leaves in one send."""
 
 import asyncio
 from typing import Any
@@ -75,3 +76,43 @@ def test_uvicorns_own_protocol_resets_it() -> None:
     """What the worker replaced: the connection is closed with nothing written."""
     transport = shutdown_before_the_first_request(H11Protocol)
     assert transport.closed and transport.written == b""
+
+
+class Sends(Transport):
+    """Also records each send separately."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sends: list[bytes] = []
+
+    def write(self, data: bytes) -> None:  # type: ignore[override]
+        super().write(data)
+        self.sends.append(bytes(data))
+
+
+def sends_of_one_answer(protocol_class: type[H11Protocol]) -> list[bytes]:
+    async def scenario() -> list[bytes]:
+        config = Config(app=app, http=protocol_class, lifespan="off", log_level="warning")
+        config.load()
+        protocol = protocol_class(config=config, server_state=ServerState(), app_state={})
+        transport = Sends()
+        protocol.connection_made(transport)
+        protocol.data_received(REQUEST)
+        for _ in range(100):
+            if transport.written.endswith(b"0\r\n\r\n"):  # the chunked body's end
+                break
+            await asyncio.sleep(0.01)
+        return transport.sends
+
+    return asyncio.run(scenario())
+
+
+def test_an_answer_leaves_in_one_send() -> None:
+    """A worker killed between a response's head and its body left the balancer a head it had passed on and
+    could not retry; in one send, the answer is either whole or absent (and then retried)."""
+    (send,) = sends_of_one_answer(BoundedH11Protocol)
+    assert send.lower().startswith(b"http/1.1 200") and send.endswith(b"\r\nok\r\n0\r\n\r\n")
+
+
+def test_uvicorns_own_protocol_sends_head_and_body_apart() -> None:
+    assert len(sends_of_one_answer(H11Protocol)) > 1
