@@ -20,7 +20,7 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 COMMA := ,
-.PHONY: install install-artifacts models eval-rerank eval-confidence run ask test test-fast image image-test lint typecheck eval bench bench-models bench-image constraints clean
+.PHONY: install install-artifacts models eval-rerank eval-confidence run ask test test-fast k8s image image-test lint typecheck eval bench bench-models bench-image constraints clean
 
 $(BIN)/.installed: pyproject.toml testing/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -54,8 +54,8 @@ $(MODELS_DIR)/.fetched: ci/fetch-models.sh | $(BIN)/.installed
 	touch $@
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check services tests benchmarks testing
-	$(BIN)/ruff format --check services tests benchmarks testing
+	$(BIN)/ruff check services tests benchmarks testing ci
+	$(BIN)/ruff format --check services tests benchmarks testing ci
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
@@ -65,6 +65,9 @@ test: lint typecheck models  ## everything CI runs
 
 test-fast: $(BIN)/.installed $(MODELS_DIR)/.fetched  ## the quick loop: no slow (full-dataset) tests, no image build
 	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/pytest -p no:cacheprovider -m "not slow and not image" -q
+
+k8s: $(BIN)/.installed  ## rewrite k8s/ from the chart (helm/rag); run after changing the chart, a test fails on drift
+	$(BIN)/python ci/render-k8s.py --helm "$$($(BIN)/python -m rag_testkit.helm)"
 
 IMAGE ?= localhost/rag:latest
 BASE_IMAGE ?= python:3.11-slim

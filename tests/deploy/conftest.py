@@ -9,10 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
-from helm_tool import Helm, install_helm
+from helm_tool import Helm
 from kustomize import render as kustomize
 from manifests import CI_VALUES, K8S, Obj
 from prometheus_client.parser import text_string_to_metric_families
+from rag_testkit.helm import install_helm
 from rag_testkit.launch import make_run
 from rag_testkit.tools import Prometheus, require_tool, start_prometheus
 

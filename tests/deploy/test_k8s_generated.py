@@ -1,16 +1,20 @@
-"""k8s/ and the chart agree: k8s/ is the chart rendered as release "rag" with tests/deploy/k8s-values.yaml,
-object for object — probes, ports, env, volumes, security, sizing, autoscaling, alerts. A change to one
-that is not made to the other fails here."""
+"""k8s/ is generated from the chart (`make k8s`: ci/render-k8s.py) and checked in. Here: the checked-in files are
+what the generator writes now (a chart change without `make k8s` fails), and `kubectl kustomize k8s/` yields
+the chart's objects rendered as release "rag" with k8s/chart-values.yaml, object for object, without only
+what Helm adds (its labels, the namespace, the checksum annotation)."""
 
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 from helm_tool import Helm
 from kustomize import render as kustomize
-from manifests import K8S, K8S_VALUES, Obj, workload
+from manifests import K8S, K8S_VALUES, REPO, Obj, workload
 
 Key = tuple[str, str]
 
@@ -26,7 +30,7 @@ def secret_refs(pod_spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 def comparable(objects: list[Obj], generated: dict[str, str]) -> dict[Key, Obj]:
     """By (kind, name), without what only Helm adds (its labels, the checksum annotation, the namespace),
-    with generated ConfigMap names back to their own, and without the Secret's `optional` flag."""
+    with generated ConfigMap names back to their own."""
     out: dict[Key, Obj] = {}
     for original in objects:
         obj = copy.deepcopy(original)
@@ -42,8 +46,6 @@ def comparable(objects: list[Obj], generated: dict[str, str]) -> dict[Key, Obj]:
                     ref = source.get("configMapRef")
                     if ref:
                         ref["name"] = generated.get(ref["name"], ref["name"])
-            for ref in secret_refs(template["spec"]):
-                ref.pop("optional", None)
         out[(obj["kind"], metadata["name"])] = obj
     return out
 
@@ -106,12 +108,39 @@ def test_essentials_agree_field_by_field(chart: dict[Key, Obj], base: dict[Key, 
     assert {k: v for k, v in base_essentials.items() if v != chart_essentials[k]} == {}
 
 
-def test_the_one_allowed_difference_is_an_optional_credentials_secret(helm: Helm) -> None:
+def test_k8s_is_what_the_generator_writes_now(helm: Helm, tmp_path: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "ci" / "render-k8s.py"),
+            "--helm",
+            str(helm.binary),
+            "--out",
+            str(tmp_path),
+        ],
+        check=True,
+        capture_output=True,
+        env=helm.env,
+        timeout=180,
+    )
+    written = {p.name: p.read_text() for p in tmp_path.iterdir()}
+    checked_in = {
+        p.name: p.read_text() for p in K8S.iterdir() if p.is_file() and p.name != "chart-values.yaml"
+    }
+    stale = sorted(name for name in written if written[name] != checked_in.get(name))
+    assert (stale, sorted(set(checked_in) - set(written))) == ([], []), "run `make k8s` and commit k8s/"
+
+
+def test_the_credentials_secret_is_optional_in_k8s_only(helm: Helm) -> None:
+    """k8s/ serves IRSA and a Secret alike, so the Secret may be absent; the chart's default fails on a missing
+    one (artifacts.credentialsSecretOptional)."""
     k8s = workload(kustomize(K8S).objects)["spec"]["template"]["spec"]
-    chart = workload(helm.template(K8S_VALUES))["spec"]["template"]["spec"]
-    # k8s/ serves both IRSA and a Secret, so the Secret may be absent; the chart names it only when given.
+    named = helm.template(sets=("artifacts.credentialsSecret=creds",))
     assert [ref.get("optional") for ref in secret_refs(k8s)] == [True, True]
-    assert [ref.get("optional") for ref in secret_refs(chart)] == [None, None]
+    assert [ref.get("optional") for ref in secret_refs(workload(named)["spec"]["template"]["spec"])] == [
+        None,
+        None,
+    ]
 
 
 def test_labels_are_the_charts_without_helms_own(helm: Helm) -> None:
