@@ -12,7 +12,7 @@ the HTTP overhead and the rerank overhead are ratios that other load on the mach
 
     python benchmarks/bench_http.py [--quick] [--duration S] [--out build/bench/http.json]
 
-`--quick` uses the sample corpus (docs/) and short runs: a smoke test of the harness, not a measurement.
+`--quick` uses the sample corpus (sample-corpus/) and short runs: a smoke test of the harness, not a measurement.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def bundle_and_questions(
         backend="onnx", embedding_model=str(embedder), reranker_model=None, threads=2, dense_index=dense_index
     )
     if quick:
-        documents, _ = load_corpus(ROOT / "docs")
+        documents, _ = load_corpus(ROOT / "sample-corpus")
         questions = [
             f"How does the service handle {w}?" for w in ("abstention", "caching", "metrics", "errors")
         ]

@@ -3,7 +3,7 @@
 # on the target channel. Runs the same on a laptop and in GitHub Actions (index.yml); configured by env
 # (defaults are paths in the repo; relative paths given are taken from the current directory):
 #
-#   CORPUS             the corpus: a folder/file, or an s3://bucket/prefix      (default: docs, the sample corpus)
+#   CORPUS             the corpus: a folder/file, or an s3://bucket/prefix      (default: sample-corpus)
 #   EVAL_SET           BEIR-layout evaluation set for that corpus: queries.jsonl + qrels/test.tsv
 #                                                                               (default: ci/eval-set)
 #   BUNDLE_OUT         where the bundle is built (replaced whole)              (default: build/ci/bundle)
@@ -23,7 +23,7 @@ set -euo pipefail
 # shellcheck source=ci/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-CORPUS=${CORPUS:-$ROOT/docs}
+CORPUS=${CORPUS:-$ROOT/sample-corpus}
 EVAL_SET=${EVAL_SET:-$ROOT/ci/eval-set}
 BUNDLE_OUT=${BUNDLE_OUT:-$ROOT/build/ci/bundle}
 EMBEDDING_CACHE=${EMBEDDING_CACHE:-$ROOT/build/ci/embeddings.sqlite}

@@ -1,6 +1,6 @@
-"""The README's first steps on a fresh checkout: `make ask` builds the sample bundle over docs/ with the Makefile's
-default models (the real int8 bge-small-en and MiniLM-L12 reranker through onnx) and answers from it, as a
-user's shell runs it."""
+"""The README's first steps on a fresh checkout: `make ask` builds the sample bundle over sample-corpus/ with
+the Makefile's default models (the real int8 bge-small-en and MiniLM-L12 reranker through onnx) and answers
+from it, as a user's shell runs it."""
 
 from __future__ import annotations
 

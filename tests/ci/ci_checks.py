@@ -20,7 +20,18 @@ WORKFLOWS = ROOT / ".github" / "workflows"
 
 # A token is taken for a repository path when it starts with one of these: the repo's own folders and files
 # (build/ and .venv are outputs; ~/… and /… are outside the checkout).
-REPO_DIRS = {".ci", ".github", "benchmarks", "ci", "docs", "helm", "image", "services", "tests"}
+REPO_DIRS = {
+    ".ci",
+    ".github",
+    "benchmarks",
+    "ci",
+    "docs",
+    "helm",
+    "image",
+    "sample-corpus",
+    "services",
+    "tests",
+}
 REPO_FILES = {".dockerignore", "Dockerfile", "Makefile", "README.md", "constraints.txt", "pyproject.toml"}
 # A write permission must be needed by a step of the job: the action or script that uses it.
 WRITE_NEEDS = {

@@ -145,7 +145,7 @@ def test_every_script_make_target_and_path_referenced_exists() -> None:
     assert {"test", "lint", "typecheck", "install", "install-artifacts"} <= set().union(
         *(r.make_targets for r in everything)
     )
-    assert {"helm/rag", "docs", "ci/eval-set", "Dockerfile", "image/models"} <= set().union(
+    assert {"helm/rag", "sample-corpus", "ci/eval-set", "Dockerfile", "image/models"} <= set().union(
         *(r.paths for r in everything)
     )
 
@@ -186,7 +186,10 @@ def test_ci_runs_lint_and_make_test_on_pushes_and_pull_requests_with_caches() ->
 def test_index_builds_gates_publishes_to_staging_then_promotes_to_prod_behind_an_environment() -> None:
     index = workflows()["index.yml"]
     assert {"push", "schedule", "workflow_dispatch"} <= set(index["on"])
-    assert "docs/**" in index["on"]["push"]["paths"]  # the corpus
+    assert "sample-corpus/**" in index["on"]["push"]["paths"]  # the corpus
+    assert not any(
+        path.startswith("docs") for path in index["on"]["push"]["paths"]
+    )  # editing docs builds nothing
     jobs = index["jobs"]
     assert "ci/build-index.sh" in runs(index, "build-index")
     assert jobs["publish-index"]["needs"] == "build-index" and "ci/publish-index.sh" in runs(
