@@ -25,8 +25,7 @@ from rag.corpus import Document
 from rag.eval.datasets import BeirData, load_beir, load_squad
 from rag.eval.metrics import spans_overlap
 from rag.eval.retrieval import retrieval_scores
-from rag.index import Bm25Index, Bm25Params, Builder, Bundle, read_manifest
-from rag.index.manifest import BM25_DIR
+from rag.index import Bm25Params, Builder, Bundle, read_manifest
 from rag.models import EmbeddingModel, load_embedder, load_reranker
 from rag.pipeline import Pipeline
 
@@ -79,7 +78,7 @@ class EvalRunner:
         self.embedder = _QueryMemo(load_embedder(settings))
         self.reranker = load_reranker(settings)
         self._bundles: dict[str, Bundle] = {}
-        self._bm25: dict[tuple[str, Bm25Params], Bm25Index] = {}
+        self._scored: dict[tuple[str, Bm25Params], Bundle] = {}  # a bundle per BM25 parameters
         self.builds: dict[str, dict[str, Any]] = {}
 
     # ---- bundles -----------------------------------------------------------------------------------------
@@ -107,11 +106,10 @@ class EvalRunner:
         return name
 
     def pipeline(self, variant: Variant) -> Pipeline:
-        bundle = self._bundles[variant.bundle]
         key = (variant.bundle, variant.bm25)
-        if key not in self._bm25:
-            self._bm25[key] = Bm25Index(bundle.path / BM25_DIR, bundle.seg.unit_doc, variant.bm25)
-        bundle.bm25 = self._bm25[key]
+        if key not in self._scored:
+            self._scored[key] = self._bundles[variant.bundle].with_bm25(variant.bm25)
+        bundle = self._scored[key]
         # Variants start from neutral parameters (no rerank, no best-sentence signal), not from the shipped
         # defaults, so reference and baseline rows stay what their names say whatever the defaults become.
         params = RetrievalParams(**{"rerank": False, "sentence_weight": 0.0, **variant.params})

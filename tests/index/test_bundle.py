@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from rag_testkit.samples import write_corpus
 
-from rag.config import BuildConfig
+from rag.config import Bm25Params, BuildConfig
 from rag.corpus import load_corpus
 from rag.errors import BundleCorrupt, BundleError, BundleModelMismatch, BundleNotFound, BundleVersionError
 from rag.index import Builder, Bundle, read_manifest
@@ -154,3 +154,12 @@ def test_manifest_records_the_hub_revision_of_the_embedding_model(tmp_path: Path
     documents, _ = load_corpus(write_corpus(tmp_path / "corpus", {"a.txt": "One sentence. Two sentences."}))
     Builder(embedder, BuildConfig()).build(documents, tmp_path / "b")
     assert read_manifest(tmp_path / "b").embedding_model.revision == "0123abcd"
+
+
+def test_with_bm25_scores_a_copy_and_leaves_the_bundle_as_it_was(sample_bundle: Path) -> None:
+    bundle = Bundle.load(sample_bundle)
+    other = bundle.with_bm25(Bm25Params(k1=0.5, b=0.2))
+    assert other.bm25.params == Bm25Params(k1=0.5, b=0.2) and bundle.bm25.params == Bm25Params()
+    assert other.dense is bundle.dense and other.documents is bundle.documents
+    query = bundle.documents[0].text  # its words, at different frequencies in different documents
+    assert not np.array_equal(bundle.bm25.scores(query), other.bm25.scores(query))

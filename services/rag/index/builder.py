@@ -9,6 +9,7 @@ evaluator, the tests and the benchmarks all build through `Builder`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import random
 import time
@@ -95,24 +96,16 @@ class Builder:
         batch_invariant: bool | None = None,
     ) -> None:
         # A loader is called at the first build: the corpus is read and checked before a model is loaded.
-        self._embedder: EmbeddingModel | None = None
-        self._load_embedder: Callable[[], EmbeddingModel] | None = None
-        if isinstance(embedder, EmbeddingModel):
-            self._embedder = embedder
-        else:
-            self._load_embedder = embedder
+        self._load_embedder = (lambda: embedder) if isinstance(embedder, EmbeddingModel) else embedder
         self.config = config or BuildConfig()
         self.cache_path = Path(cache_path) if cache_path else None
         self.cache_max_entries = cache_max_entries
         self.cache_max_bytes = cache_max_bytes
         self.batch_invariant = self.cache_path is not None if batch_invariant is None else batch_invariant
 
-    @property
+    @functools.cached_property
     def embedder(self) -> EmbeddingModel:
-        if self._embedder is None:
-            assert self._load_embedder is not None
-            self._embedder = self._load_embedder()
-        return self._embedder
+        return self._load_embedder()
 
     @classmethod
     def from_settings(

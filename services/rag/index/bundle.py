@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import sqlite3
 from collections import defaultdict
@@ -118,6 +119,13 @@ class Bundle:
         self.unit_vectors = dense.vectors()
         self.sentence_vectors = sentence_vectors
         self._fields = self._index_fields(documents)
+
+    def with_bm25(self, params: Bm25Params) -> Bundle:
+        """This bundle scored with other BM25 parameters: a new object sharing every array; this one is
+        left as it is (the evaluation suites compare parameters on one loaded bundle)."""
+        other = copy.copy(self)
+        other.bm25 = Bm25Index(self.path / BM25_DIR, self.seg.unit_doc, params, n_docs=len(self.documents))
+        return other
 
     @classmethod
     def load(
