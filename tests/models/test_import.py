@@ -180,3 +180,17 @@ def test_a_recorded_abstention_threshold_is_served_unless_the_setting_is_given(
         "abstain_threshold": -0.5,
         "with": "",
     }
+
+
+@pytest.mark.parametrize("offset", [0, (1 << 24) - 5, (1 << 24) + 3])
+def test_quantised_operators_are_found_across_read_chunks(offset: int, tmp_path: Path) -> None:
+    """The graph is read in 16 MB chunks; an operator name cut by a chunk's end is still found."""
+    from rag.models.importer import _is_quantized
+
+    graph = tmp_path / "model.onnx"
+    data = bytearray((1 << 24) + 64)
+    graph.write_bytes(bytes(data))
+    assert not _is_quantized(graph)
+    data[offset : offset + len(b"MatMulInteger")] = b"MatMulInteger"
+    graph.write_bytes(bytes(data))
+    assert _is_quantized(graph)

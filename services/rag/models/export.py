@@ -28,17 +28,17 @@ import numpy as np
 
 from ..config import Settings, load_settings
 from ..errors import ModelError, RagError
-from ..files import sha256_file, staged_dir
+from ..files import staged_dir, write_json_atomic
 from .base import default_max_length, known_prefixes, pooling_mode, weights_fingerprint
 from .loading import model_folder
 from .onnx_backend import (
-    MANIFEST_FILE,
     MODEL_FILE,
     SPEC_FILE,
     TOKENIZER_FILE,
     OnnxCrossEncoder,
     OnnxEmbedder,
     OnnxModelSpec,
+    write_model_manifest,
 )
 
 __all__ = ["ExportResult", "cpu_flags", "export_model"]
@@ -238,15 +238,8 @@ def _check(folder: Path, kind: Kind, torch_model: Any, spec: OnnxModelSpec) -> d
 
 
 def _write_metadata(folder: Path, spec: OnnxModelSpec) -> None:
-    (folder / SPEC_FILE).write_text(
-        json.dumps(spec.to_json(), indent=2, sort_keys=True) + "\n", encoding="utf-8"
-    )
-    files = {
-        p.relative_to(folder).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != MANIFEST_FILE
-    }
-    (folder / MANIFEST_FILE).write_text(json.dumps({"files": files}, indent=2) + "\n", encoding="utf-8")
+    write_json_atomic(folder / SPEC_FILE, spec.to_json())
+    write_model_manifest(folder)
 
 
 _TOOLS = ("torch", "transformers", "sentence-transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime")

@@ -84,7 +84,7 @@ def import_model_folder(
 ) -> OnnxModelSpec:
     """Describe `source` in `out` (default: in `source` itself) and return the spec. `out`, when given, is a new
     folder holding the graph as `model.onnx` and the tokenizer files, written whole or not at all."""
-    from .onnx_backend import MANIFEST_FILE, MODEL_FILE, SPEC_FILE, OnnxModelSpec
+    from .onnx_backend import MODEL_FILE, SPEC_FILE, OnnxModelSpec, write_model_manifest
 
     source = Path(source)
     if not source.is_dir():
@@ -97,16 +97,14 @@ def import_model_folder(
         raise ModelError(f"{source}: {exc}") from None
     if out is None:
         write_json_atomic(source / SPEC_FILE, spec.to_json())
-        write_json_atomic(
-            source / MANIFEST_FILE, _manifest(source, [SPEC_FILE, MODEL_FILE, *_present(source)])
-        )
+        write_model_manifest(source, [SPEC_FILE, MODEL_FILE, *_present(source)])
         return spec
     with staged_dir(Path(out)) as work:
         shutil.copyfile(graph, work / MODEL_FILE)
         for name_ in _present(source):
             shutil.copyfile(source / name_, work / name_)
         write_json_atomic(work / SPEC_FILE, spec.to_json())
-        write_json_atomic(work / MANIFEST_FILE, _manifest(work, [SPEC_FILE, MODEL_FILE, *_present(work)]))
+        write_model_manifest(work, [SPEC_FILE, MODEL_FILE, *_present(work)])
     return spec
 
 
@@ -225,10 +223,21 @@ def _vocab_size(config: dict[str, Any], tokenizer: Any) -> int:
     )
 
 
+_QUANTIZED_OPS = (b"MatMulInteger", b"DynamicQuantizeLinear", b"QLinearMatMul")
+
+
 def _is_quantized(graph: Path) -> bool:
-    """A graph with integer-quantised operators (what int8 exports hold), read from its operator names."""
-    head = graph.read_bytes()
-    return any(op in head for op in (b"MatMulInteger", b"DynamicQuantizeLinear", b"QLinearMatMul"))
+    """A graph with integer-quantised operators (what int8 exports hold), found by their names in the file,
+    read in chunks: a graph can be larger than the memory a worker should spend on this."""
+    overlap = max(map(len, _QUANTIZED_OPS)) - 1
+    tail = b""
+    with graph.open("rb") as handle:
+        while chunk := handle.read(1 << 24):
+            window = tail + chunk
+            if any(op in window for op in _QUANTIZED_OPS):
+                return True
+            tail = window[-overlap:]
+    return False
 
 
 def _probe(graph: Path, tokenizer: Any, kind: Kind | None) -> dict[str, Any]:
@@ -292,12 +301,3 @@ def _run(session: Any, graph: Path, output: str, feed: dict[str, Any], highest: 
 
 def _present(folder: Path) -> list[str]:
     return [name for name in _TOKENIZER_FILES if (folder / name).is_file()]
-
-
-def _manifest(folder: Path, names: list[str]) -> dict[str, Any]:
-    return {
-        "files": {
-            name: {"sha256": sha256_file(folder / name), "bytes": (folder / name).stat().st_size}
-            for name in sorted(set(names))
-        }
-    }

@@ -15,7 +15,7 @@ import atexit
 import dataclasses
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import ModelError
-from ..files import sha256_file
+from ..files import sha256_file, write_json_atomic
 from .base import ModelIdentity, encode_in_chunks
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "OnnxSession",
     "read_model_folder",
     "verify_model_files",
+    "write_model_manifest",
 ]
 
 MODEL_FILE = "model.onnx"
@@ -135,6 +136,19 @@ def _model_file_sha256(folder: Path) -> str:
     """The graph's checksum as the folder's manifest records it (verified at load)."""
     files = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))["files"]
     return str(files[MODEL_FILE]["sha256"])
+
+
+def write_model_manifest(folder: Path, names: Iterable[str] | None = None) -> None:
+    """Record each file's SHA-256 and size in `manifest.json`, which `verify_model_files` checks at load.
+    `names`: the files to list (default: every file under the folder)."""
+    if names is None:
+        names = (p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    listed = sorted(set(names) - {MANIFEST_FILE})
+    files = {
+        name: {"sha256": sha256_file(folder / name), "bytes": (folder / name).stat().st_size}
+        for name in listed
+    }
+    write_json_atomic(folder / MANIFEST_FILE, {"files": files})
 
 
 def verify_model_files(folder: Path) -> None:
