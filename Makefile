@@ -80,8 +80,8 @@ image:  ## build the image (models from image/models: see the Dockerfile; BASE_I
 image-test: $(BIN)/.installed $(MODELS_DIR)/.fetched  ## build the image from a local base and run the pod pattern with podman
 	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/pytest -p no:cacheprovider -m image -q tests/image tests/deploy
 
-eval: $(BIN)/.installed models  ## SciFact + SQuAD evaluation (about an hour cold; minutes with the embedding cache)
-	$(BIN)/python benchmarks/eval_suites.py $(EVAL_DIR) --data $(SHARED_DATA)
+eval: $(BIN)/.installed models  ## SciFact + SQuAD evaluation (about an hour cold with VNNI; minutes with the embedding cache; EVAL_ARGS="--suites squad": one suite)
+	$(BIN)/python benchmarks/eval_suites.py $(EVAL_DIR) --data $(SHARED_DATA) $(EVAL_ARGS)
 
 eval-rerank: models  ## SciFact: rerank depth, length and score combination with the real int8 models (~20 min)
 	RAG_SHARED_DATA=$(SHARED_DATA) RAG_MODELS_DIR=$(MODELS_DIR) $(BIN)/python benchmarks/eval_rerank.py $(EVAL_ARGS)

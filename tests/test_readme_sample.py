@@ -40,3 +40,21 @@ def test_a_question_the_docs_do_not_cover_abstains_with_its_reason(bundle: Path)
     out = make_ask(bundle, "Who won the 1998 World Cup?")
     assert "(no answer) weak evidence: best reranker score" in out, out[-2000:]
     assert "below the threshold 0.489" in out  # the threshold recorded with the MiniLM-L12 reranker
+
+
+def test_no_table_row_or_bare_heading_is_ever_evidence(bundle: Path, embedder, reranker, settings) -> None:
+    """Over the sample questions (the README's and ci/eval-set's), with abstention off so every question
+    shows its evidence: each evidence sentence lies in a paragraph or list item of its Markdown file."""
+    import json
+
+    from rag_testkit.samples import answering_pipeline
+
+    make_ask(bundle, "Which metrics does the service export?")  # builds the sample bundle, as a user would
+    pipeline = answering_pipeline(bundle, embedder, reranker, settings)
+    queries = (ROOT / "ci" / "eval-set" / "queries.jsonl").read_text().splitlines()
+    questions = ["Which metrics does the service export?", *(json.loads(q)["text"] for q in queries)]
+    for question in questions:
+        for evidence in pipeline.answer(question).evidence:
+            block = pipeline.bundle.document(evidence.doc_id).block_at(evidence.char_start)
+            assert block is not None and block.kind in ("paragraph", "list_item"), (question, evidence.text)
+            assert evidence.char_end <= block.end and " | " not in evidence.text, (question, evidence.text)

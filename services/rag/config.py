@@ -67,6 +67,14 @@ class BuildConfig(BaseModel):
     max_document_chars: int = Field(
         10_000_000, ge=1, description="larger documents are skipped with a warning (recorded in the manifest)"
     )
+    max_file_bytes: int = Field(
+        200 * 1024**2,
+        ge=1,
+        description="larger corpus files are skipped with a warning (recorded in the manifest)",
+    )
+    max_pages: int = Field(
+        2000, ge=1, description="PDFs with more pages are skipped with a warning (recorded in the manifest)"
+    )
     batch_size: int = Field(
         64, ge=1, le=4096, description="texts per embedding batch (builds without a cache; with one: 1)"
     )
@@ -305,6 +313,8 @@ class BuildSettings(BaseModel):
     stemmer: Literal["english", "none"] = _mirror(BuildConfig, "stemmer")
     max_sentence_chars: int = _mirror(BuildConfig, "max_sentence_chars")
     max_document_chars: int = _mirror(BuildConfig, "max_document_chars")
+    max_file_bytes: int = _mirror(BuildConfig, "max_file_bytes")
+    max_pages: int = _mirror(BuildConfig, "max_pages")
     batch_size: int = _mirror(BuildConfig, "batch_size")
     embedding_cache: str | None = Field(
         None, description="embedding cache file (SQLite): `rag build` default, and in /cache/stats"

@@ -36,6 +36,7 @@ __all__ = [
     "ReloadRejected",
     "StorageUnavailable",
     "Unauthorized",
+    "UnknownDocument",
     "UnknownJob",
 ]
 
@@ -184,6 +185,13 @@ class UnknownJob(RagError):
     """No ingestion job of that id."""
 
     error_type = "job_not_found"
+    status = 404
+
+
+class UnknownDocument(RagError):
+    """No document of that id in the served bundle (a citation from another version of the collection?)."""
+
+    error_type = "document_not_found"
     status = 404
 
 

@@ -262,3 +262,44 @@ def test_unexpected_error_is_a_generic_500_without_trace(pipeline: Pipeline, set
         response = c.post("/answer", json={"question": QUESTION})
         assert response.status_code == 500
         assert response.json()["error_type"] == "internal" and "secret" not in response.text
+
+
+def test_a_cited_span_comes_back_in_its_context(client: TestClient, pipeline: Pipeline) -> None:
+    evidence = client.post("/answer", json={"question": QUESTION}).json()["evidence"][0]
+    response = client.get(
+        f"/documents/{evidence['doc_id']}/span",
+        params={"start": evidence["char_start"], "end": evidence["char_end"], "context": 20},
+    )
+    assert response.status_code == 200, response.text
+    span = response.json()
+    text = pipeline.bundle.document(evidence["doc_id"]).text
+    assert (
+        span["text"] == evidence["text"]
+        and span["before"] + span["text"] + span["after"]
+        == (text[span["context_start"] : span["context_end"]])
+    )
+    assert span["context_start"] <= evidence["char_start"] - min(20, evidence["char_start"])
+    assert span["document_chars"] == len(text) and span["title"] == evidence["title"]
+
+
+@pytest.mark.parametrize(
+    "path, params, status, error_type",
+    [
+        ("/documents/no-such-doc/span", {"start": 0, "end": 5}, 404, "document_not_found"),
+        ("/documents/paris.md/span", {"start": 5, "end": 5}, 422, "query_error"),
+        ("/documents/paris.md/span", {"start": 0, "end": 10**9}, 422, "query_error"),
+        ("/documents/paris.md/span", {"start": -1, "end": 5}, 422, "validation_error"),
+        ("/documents/paris.md/span", {"start": 0}, 422, "validation_error"),
+    ],
+)
+def test_bad_citation_requests_are_json_4xx(
+    client: TestClient, path: str, params: dict[str, int], status: int, error_type: str
+) -> None:
+    response = client.get(path, params=params)
+    assert response.status_code == status and response.json()["error_type"] == error_type, response.text
+
+
+def test_the_page_is_served_at_the_root(client: TestClient) -> None:
+    response = client.get("/")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    assert 'id="question"' in response.text and "<script src" not in response.text  # no external assets

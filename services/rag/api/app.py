@@ -78,6 +78,14 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         max_headers=settings.max_headers,
         draining=lambda: services.state.draining,
     )
-    for router in (routes.answer, routes.probes, routes.cache, routes.admin, routes.ingest):
+    for router in (
+        routes.answer,
+        routes.documents,
+        routes.probes,
+        routes.cache,
+        routes.admin,
+        routes.ingest,
+        routes.page,
+    ):
         app.include_router(router)
     return app

@@ -1,13 +1,14 @@
 """Corpus: loading documents, sentence segmentation with exact offsets, retrieval units."""
 
 from .documents import Document, LoadReport, corpus_id
-from .loaders import SUPPORTED_SUFFIXES, load_corpus
+from .loaders import SUPPORTED_SUFFIXES, Limits, load_corpus
 from .segment import Span, split_sentences
 from .units import Segmentation, segment_corpus, unit_texts
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
     "Document",
+    "Limits",
     "LoadReport",
     "Segmentation",
     "Span",

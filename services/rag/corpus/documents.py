@@ -1,28 +1,64 @@
-"""The corpus' unit of storage: a document with its exact text."""
+"""The corpus' unit of storage: a document with its exact text, and the structure read from its file."""
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["Document", "LoadReport", "corpus_id"]
+__all__ = ["PROSE", "Block", "BlockKind", "Document", "LoadReport", "corpus_id"]
+
+BlockKind = Literal["heading", "paragraph", "list_item", "table", "code"]
+PROSE: frozenset[str] = frozenset(("paragraph", "list_item"))  # the blocks cut into evidence sentences
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A span of a document's text with its kind and the headings above it (`section`, " › "-joined).
+
+    Only prose blocks are cut into sentences: a heading is context, not an answer, and a table row or a line
+    of code is no sentence."""
+
+    start: int
+    end: int
+    kind: BlockKind
+    section: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Document:
-    """A document as stored in the bundle; evidence offsets index into `text`."""
+    """A document as stored in the bundle; evidence offsets index into `text`.
+
+    `blocks` (ordered, not overlapping) come from files with structure (Markdown, HTML, PDF, DOCX); without
+    them the whole text is prose. `page_starts[i]` is the offset where page i + 1 begins (PDF; DOCX when it
+    records page breaks); empty when pages are unknown."""
 
     id: str
     title: str
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    blocks: tuple[Block, ...] = ()
+    page_starts: tuple[int, ...] = ()
 
     def canonical(self) -> bytes:
-        return json.dumps(
-            [self.id, self.title, self.text, self.metadata], ensure_ascii=False, sort_keys=True
-        ).encode("utf-8")
+        fields: list[Any] = [self.id, self.title, self.text, self.metadata]
+        if self.blocks or self.page_starts:  # documents without structure keep the ids they always had
+            fields += [[[b.start, b.end, b.kind, b.section] for b in self.blocks], list(self.page_starts)]
+        return json.dumps(fields, ensure_ascii=False, sort_keys=True).encode("utf-8")
+
+    def page_at(self, offset: int) -> int | None:
+        """The 1-based page holding `offset`, or None when pages are unknown."""
+        if not self.page_starts:
+            return None
+        return max(1, bisect.bisect_right(self.page_starts, offset))
+
+    def block_at(self, offset: int) -> Block | None:
+        if not self.blocks:
+            return None
+        i = bisect.bisect_right(self.blocks, offset, key=lambda b: b.start) - 1
+        return self.blocks[i] if i >= 0 and offset < self.blocks[i].end else None
 
 
 @dataclass(slots=True)

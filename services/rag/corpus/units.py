@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import BuildConfig
-from .documents import Document
-from .segment import split_sentences
+from .documents import PROSE, Document
+from .segment import Span, split_sentences
 
-__all__ = ["Segmentation", "join_title", "segment_corpus", "unit_texts"]
+__all__ = ["Segmentation", "document_sentences", "join_title", "segment_corpus", "unit_texts"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,19 @@ class Segmentation:
     @property
     def n_units(self) -> int:
         return len(self.unit_doc)
+
+
+def document_sentences(doc: Document, max_chars: int) -> list[Span]:
+    """The document's sentences: of its prose blocks only, when it has blocks (a heading, table row or line of
+    code is no evidence sentence), else of its whole text. Offsets index `doc.text` either way."""
+    if not doc.blocks:
+        return split_sentences(doc.text, max_chars)
+    spans: list[Span] = []
+    for block in doc.blocks:
+        if block.kind in PROSE:
+            inner = split_sentences(doc.text[block.start : block.end], max_chars)
+            spans += [Span(block.start + s.start, block.start + s.end) for s in inner]
+    return spans
 
 
 def _passages(word_counts: list[int], target: int) -> list[tuple[int, int]]:
@@ -64,7 +77,7 @@ def segment_corpus(
     unit_first: list[int] = []
     unit_last: list[int] = []
     for d, doc in enumerate(documents):
-        spans = split_sentences(doc.text, config.max_sentence_chars)
+        spans = document_sentences(doc, config.max_sentence_chars)
         base = len(sent_doc)
         for i, span in enumerate(spans):
             sent_doc.append(d)

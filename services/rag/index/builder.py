@@ -22,7 +22,16 @@ from pathlib import Path
 import numpy as np
 
 from ..config import BuildConfig, Settings
-from ..corpus import Document, LoadReport, Segmentation, corpus_id, load_corpus, segment_corpus, unit_texts
+from ..corpus import (
+    Document,
+    Limits,
+    LoadReport,
+    Segmentation,
+    corpus_id,
+    load_corpus,
+    segment_corpus,
+    unit_texts,
+)
 from ..errors import BundleError, CorpusError
 from ..files import sha256_file, staged_dir, write_json_atomic
 from ..models import EmbeddingModel
@@ -129,7 +138,10 @@ class Builder:
 
     def load(self, corpus: str | Path, *, confined: bool = False) -> tuple[list[Document], LoadReport]:
         """The corpus's documents, with what was skipped and why (`confined`: links may not leave it)."""
-        return load_corpus(corpus, max_document_chars=self.config.max_document_chars, confined=confined)
+        limits = Limits(max_file_bytes=self.config.max_file_bytes, max_pages=self.config.max_pages)
+        return load_corpus(
+            corpus, max_document_chars=self.config.max_document_chars, confined=confined, limits=limits
+        )
 
     def build(
         self,

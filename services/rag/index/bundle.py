@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from ..corpus import Document, Segmentation
-from ..errors import BundleCorrupt, BundleNotFound, BundleVersionError, QueryError
+from ..errors import BundleCorrupt, BundleNotFound, BundleVersionError, QueryError, UnknownDocument
 from ..files import sha256_file, write_json_atomic
 from .dense import DenseIndex
 from .lexical import Bm25Index, Bm25Params
@@ -174,6 +174,12 @@ class Bundle:
                     if isinstance(item, str | int | float | bool):
                         rows[key][str(item)].append(i)
         return {k: {v: np.asarray(r, dtype=np.int64) for v, r in vals.items()} for k, vals in rows.items()}
+
+    def document(self, doc_id: str) -> Document:
+        rows = self._fields["doc_id"].get(doc_id)
+        if rows is None:
+            raise UnknownDocument(f"no document {doc_id!r} in this bundle (corpus {self.manifest.corpus_id})")
+        return self.documents[int(rows[0])]
 
     def filter_fields(self) -> dict[str, int]:
         """Filterable fields and how many distinct values each has."""

@@ -19,11 +19,12 @@ from ..config import RetrievalParams, Settings
 from ..errors import BundleModelMismatch, QueryError
 from ..index import Bundle
 from ..models import CrossEncoderModel, EmbeddingModel, load_embedder, load_reranker
+from .citation import cited_span
 from .compose import decide
 from .evidence import EvidenceSelector
 from .rerank import CrossEncoderRerank
 from .retrieve import Ranking, Retriever
-from .schemas import Answer, Hit, SearchResult
+from .schemas import Answer, CitedSpan, Hit, SearchResult
 from .timings import Timings
 from .units import UnitReader
 
@@ -152,6 +153,10 @@ class Pipeline:
         if self.cross_encoder is None:
             return ranking
         return self.cross_encoder.rerank(question, ranking, p.rerank_top_n, p.rerank_weight, p.rerank_text)
+
+    def cited_span(self, doc_id: str, start: int, end: int, context: int = 300) -> CitedSpan:
+        """A citation's span in its document, with `context` characters around it (for highlighting)."""
+        return cited_span(self.bundle, doc_id, start, end, context)
 
     def search(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Answer", "Evidence", "Hit", "SearchResult"]
+__all__ = ["Answer", "CitedSpan", "Evidence", "Hit", "SearchResult"]
 
 
 class Evidence(BaseModel):
@@ -19,6 +19,8 @@ class Evidence(BaseModel):
     char_start: int
     char_end: int
     score: float = Field(description="relevance used for selection (0..1)")
+    page: int | None = Field(None, description="1-based page where the sentence starts (PDF, paged DOCX)")
+    section: str | None = Field(None, description="the headings above the sentence, ' › '-joined")
 
 
 class Hit(BaseModel):
@@ -52,3 +54,21 @@ class Answer(BaseModel):
     evidence: list[Evidence]
     timings_ms: dict[str, float]
     corpus_id: str
+
+
+class CitedSpan(BaseModel):
+    """A cited span with the text around it, from the stored document: `before + text + after` is
+    `document.text[context_start:context_end]`, so a client can show the span highlighted in place."""
+
+    doc_id: str
+    title: str
+    char_start: int
+    char_end: int
+    text: str
+    before: str
+    after: str
+    context_start: int
+    context_end: int
+    document_chars: int = Field(description="the stored document's length")
+    page: int | None = None
+    section: str | None = None

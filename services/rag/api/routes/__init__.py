@@ -3,7 +3,9 @@
 from .admin import router as admin
 from .answer import router as answer
 from .cache import router as cache
+from .documents import router as documents
 from .ingest import router as ingest
+from .page import router as page
 from .probes import router as probes
 
-__all__ = ["admin", "answer", "cache", "ingest", "probes"]
+__all__ = ["admin", "answer", "cache", "documents", "ingest", "page", "probes"]

@@ -1,0 +1,119 @@
+"""What every file loader shares: the limits it honours, how it refuses a file, and how it lays out text.
+
+A loader turns one file into documents. It raises `Unreadable` for a file it cannot read (the build skips the
+file with that reason, and goes on); it never lets a parser's own exception out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from ..documents import Block, BlockKind, Document, LoadReport
+
+__all__ = ["Limits", "Loader", "TextLayout", "Unreadable", "decode_text"]
+
+
+class Unreadable(Exception):
+    """This file is skipped, for the reason given (recorded in the manifest and shown by `rag build`)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_file_bytes: int = 200 * 1024**2
+    max_pages: int = 2000
+
+
+class Loader(Protocol):
+    """Reads one file (`source`: its name in the corpus) into documents, warnings into `report`."""
+
+    def __call__(self, path: Path, source: str, report: LoadReport, limits: Limits) -> Iterator[Document]: ...
+
+
+def decode_text(raw: bytes, source: str, report: LoadReport) -> str:
+    """UTF-8 (a BOM dropped); invalid bytes replaced and counted in a warning. NUL bytes mean a binary file
+    behind a text extension, which is refused rather than indexed as garbage."""
+    if b"\x00" in raw[:8192]:
+        raise Unreadable("binary content (NUL bytes), not text")
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("utf-8", errors="replace")
+        report.warnings.append(f"{source}: {text.count(chr(0xFFFD))} invalid UTF-8 byte(s) replaced")
+        return text
+
+
+@dataclass
+class TextLayout:
+    """Builds a document's stored text block by block, so each block's offsets are exact by construction.
+
+    Blocks are separated by a blank line; headings set the section path of what follows; `new_page()` marks
+    that the text written next begins a page."""
+
+    parts: list[str] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
+    page_starts: list[int] = field(default_factory=list)
+    headings: list[tuple[int, str]] = field(default_factory=list)  # (level, text) above the current block
+    length: int = 0
+    _page_pending: bool = False
+
+    def add(self, text: str, kind: BlockKind, level: int = 0) -> None:
+        text = text.strip()
+        if not text:
+            return
+        if self.parts:
+            self._append("\n\n")
+        start = self._begin()
+        self._append(text)
+        if kind == "heading":
+            self.headings = [h for h in self.headings if h[0] < level] + [(level, " ".join(text.split()))]
+        self.blocks.append(Block(start, self.length, kind, self.section()))
+
+    def extend(self, text: str) -> None:
+        """Continue the last block (a paragraph running on over a page break)."""
+        text = text.strip()
+        if not self.blocks or not text:
+            return self.add(text, "paragraph")
+        self._append(" ")
+        self._begin()
+        self._append(text)
+        last = self.blocks[-1]
+        self.blocks[-1] = Block(last.start, self.length, last.kind, last.section)
+
+    def new_page(self) -> None:
+        if self._page_pending:  # the previous page had no text: it begins where this one does
+            self.page_starts.append(-1)
+        self._page_pending = True
+
+    def section(self) -> str:
+        return " › ".join(text for _, text in self.headings)
+
+    def text_of(self, block: Block) -> str:
+        return "".join(self.parts)[block.start : block.end]
+
+    @property
+    def last_kind(self) -> str | None:
+        return self.blocks[-1].kind if self.blocks else None
+
+    def document(self, doc_id: str, title: str, metadata: dict[str, object]) -> Document:
+        text = "".join(self.parts)
+        if self._page_pending:
+            self.page_starts.append(len(text))
+        pages: list[int] = []
+        for start in reversed(self.page_starts):  # an empty page begins where the next one does
+            pages.append(start if start >= 0 else (pages[-1] if pages else len(text)))
+        return Document(doc_id, title, text, dict(metadata), tuple(self.blocks), tuple(reversed(pages)))
+
+    def _begin(self) -> int:
+        if self._page_pending:
+            self.page_starts.append(self.length)
+            self._page_pending = False
+        return self.length
+
+    def _append(self, text: str) -> None:
+        self.parts.append(text)
+        self.length += len(text)

@@ -1,0 +1,155 @@
+"""PDF (`.pdf`): the text layer, read with pypdfium2 (PDFium, Chrome's PDF engine), page by page.
+
+Lines are rebuilt from PDFium's text rectangles and grouped into paragraphs by the vertical gap between
+them; a paragraph cut by a page break is joined again (its page is where each sentence starts). Running
+headers and footers (a line in the top or bottom band that recurs on other pages, digits aside) and page
+numbers are dropped. A short line standing alone without final punctuation is a heading: context, not an
+answer. Encrypted PDFs, PDFs without a text layer (scans) and PDFs over `max_pages` are skipped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import statistics
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..documents import BlockKind, Document, LoadReport
+from .base import Limits, TextLayout, Unreadable
+
+__all__ = ["load_pdf"]
+
+_BAND = 0.1  # running headers and footers live in the top and bottom tenth of a page
+_PAGE_NUMBER = re.compile(r"^(page\s*)?[0-9ivxlc]+(\s*(of|/)\s*[0-9]+)?$", re.IGNORECASE)
+_NO_TITLE = frozenset(("(anonymous)", "untitled", "untitled document"))  # what PDF writers put by default
+_ENDS_SENTENCE = re.compile(r"[.!?…:;][\"'”’)\]]*$")
+
+
+@dataclass(frozen=True)
+class _Line:
+    top: float
+    text: str
+    band: bool  # in the top or bottom band of its page
+
+
+def load_pdf(path: Path, source: str, report: LoadReport, limits: Limits) -> Iterator[Document]:
+    pages, title = _read_pages(path, limits)
+    running = _running_texts(pages)
+    layout = TextLayout()
+    for lines in pages:
+        layout.new_page()
+        body = [line for line in lines if not (line.band and _shape(line.text) in running)]
+        for k, (text, kind) in enumerate(_blocks(body)):
+            if k == 0 and kind == "paragraph" and _runs_on(layout):
+                layout.extend(text)
+            else:
+                layout.add(text, kind, level=1)
+    if not layout.blocks:
+        raise Unreadable("no text layer (a scanned or image-only PDF?)")
+    heading = next((layout.text_of(b) for b in layout.blocks if b.kind == "heading"), "")
+    yield layout.document(source, title or heading or path.stem, {"source": source})
+
+
+def _read_pages(path: Path, limits: Limits) -> tuple[list[list[_Line]], str]:
+    import pypdfium2 as pdfium
+
+    try:
+        pdf = pdfium.PdfDocument(str(path))
+    except pdfium.PdfiumError as exc:
+        message = str(exc)
+        if "password" in message.lower():
+            raise Unreadable("encrypted (needs a password)") from None
+        raise Unreadable(f"not a readable PDF ({message})") from None
+    try:
+        if len(pdf) > limits.max_pages:
+            raise Unreadable(f"{len(pdf)} pages, more than max_pages={limits.max_pages}")
+        title = str(pdf.get_metadata_dict().get("Title") or "").strip()
+        title = "" if title.lower() in _NO_TITLE else title
+        return [_page_lines(pdf[i]) for i in range(len(pdf))], title
+    except pdfium.PdfiumError as exc:
+        raise Unreadable(f"not a readable PDF ({exc})") from None
+    finally:
+        pdf.close()
+
+
+def _page_lines(page: Any) -> list[_Line]:
+    """The page's lines, top to bottom: PDFium's text rectangles merged when they share a baseline."""
+    height = page.get_height()
+    textpage = page.get_textpage()
+    pieces = []
+    for i in range(textpage.count_rects()):
+        left, bottom, right, top = textpage.get_rect(i)
+        text = " ".join(textpage.get_text_bounded(left, bottom, right, top).split())
+        if text:
+            pieces.append((top, bottom, left, right, text))
+    pieces.sort(key=lambda p: (-round(p[0]), p[2]))
+    lines: list[list[Any]] = []
+    for top, bottom, left, right, text in pieces:
+        last = lines[-1] if lines else None
+        if last is not None and abs(last[0] - top) < 0.5 * (top - bottom) and left >= last[3] - 1:
+            gap = " " if left - last[3] > 1 else ""
+            last[3], last[4], last[1] = right, last[4] + gap + text, min(last[1], bottom)
+        else:
+            lines.append([top, bottom, left, right, text])
+    textpage.close()
+    page.close()
+    return [_Line(t, text, band=t > height * (1 - _BAND) or b < height * _BAND) for t, b, _, _, text in lines]
+
+
+def _shape(text: str) -> str:
+    """A line with its numbers blanked: "Page 3 of 9" and "Page 4 of 9" are one running footer."""
+    return re.sub(r"\d+", "#", text.lower())
+
+
+def _running_texts(pages: list[list[_Line]]) -> set[str]:
+    """Shapes of header/footer lines: in the band on at least two pages and a third of them, or page numbers."""
+    counts = Counter(shape for lines in pages for shape in {_shape(line.text) for line in lines if line.band})
+    needed = max(2, len(pages) // 3)
+    running = {shape for shape, n in counts.items() if n >= needed}
+    running |= {_shape(line.text) for lines in pages for line in lines if _PAGE_NUMBER.match(line.text)}
+    return running
+
+
+def _blocks(lines: list[_Line]) -> Iterator[tuple[str, BlockKind]]:
+    """(text, kind) of each paragraph or heading: a new one starts where the line pitch jumps. (Rectangle
+    heights follow the glyphs, "raiders." is shorter than "Typography", so they cannot tell type sizes.)"""
+    if not lines:
+        return
+    pitches = [a.top - b.top for a, b in itertools.pairwise(lines) if a.top > b.top]
+    pitch = statistics.median(pitches) if pitches else 0.0
+    group = [lines[0]]
+    for prev, line in itertools.pairwise(lines):
+        if prev.top - line.top > 1.35 * pitch:
+            yield _block(group)
+            group = []
+        group.append(line)
+    yield _block(group)
+
+
+def _block(group: list[_Line]) -> tuple[str, BlockKind]:
+    """A short line standing alone without final punctuation is a heading."""
+    text = _joined(group)
+    lone = len(group) == 1 and len(text.split()) <= 12 and not _ENDS_SENTENCE.search(text)
+    return text, "heading" if lone else "paragraph"
+
+
+def _joined(group: list[_Line]) -> str:
+    """The lines of a paragraph as one text; a word hyphenated over a line end is joined again."""
+    text = group[0].text
+    for line in group[1:]:
+        if re.search(r"[A-Za-z][-\u00ad\x02]$", text) and line.text[:1].islower():
+            text = text[:-1] + line.text
+        else:
+            text = f"{text} {line.text}"
+    return text
+
+
+def _runs_on(layout: TextLayout) -> bool:
+    """The last block is a paragraph cut mid-sentence by the page break."""
+    if layout.last_kind != "paragraph":
+        return False
+    return not _ENDS_SENTENCE.search(layout.parts[-1])
