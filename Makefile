@@ -99,7 +99,10 @@ bench-models: $(BIN)/.installed  ## model latency: torch fp32/bf16 vs ONNX fp32/
 bench-image: $(BIN)/.installed  ## image size and cold start with production-size int8 models (BENCH_ARGS=--quick: dry run)
 	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/python benchmarks/bench_cold_start.py $(BENCH_ARGS)
 
-.PHONY: bench-incremental bench-ingest-latency
+.PHONY: bench-incremental bench-ingest-latency bench-formats
+bench-formats: $(BIN)/.installed  ## corpus formats: load + segment speed per format (pages/s for PDF), PDF libraries compared (~2 min)
+	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/python benchmarks/bench_formats.py $(BENCH_ARGS)
+
 bench-incremental: $(BIN)/.installed  ## SciFact cold build vs rebuild after 1% changed: speed-up, byte-identical (BENCH_ARGS=--quick: dry run)
 	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/python benchmarks/bench_incremental.py $(BENCH_ARGS)
 

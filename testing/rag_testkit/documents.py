@@ -36,11 +36,14 @@ def render_pdf(
     one_per_page: bool = False,
 ) -> list[Placed]:
     from reportlab.lib.pagesizes import A4
-    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
     from reportlab.platypus import BaseDocTemplate, Frame, PageBreak, PageTemplate, Paragraph
 
     placed: list[Placed] = []
     styles = getSampleStyleSheet()
+    font = _unicode_font()
+    body = ParagraphStyle("body", parent=styles["BodyText"], fontName=font)
+    heading = ParagraphStyle("heading", parent=styles["Heading1"], fontName=font)
 
     def running(canvas, doc) -> None:
         canvas.saveState()
@@ -59,13 +62,28 @@ def render_pdf(
     doc = Document(str(path), pagesize=A4, title=title)
     doc.addPageTemplates([PageTemplate(frames=[Frame(72, 72, A4[0] - 144, A4[1] - 144)], onPage=running)])
     tracked = _tracked_paragraph()
-    story = [Paragraph(html.escape(title), styles["Heading1"])]
+    story = [Paragraph(html.escape(title), heading)]
     for i, text in enumerate(paragraphs):
-        flowable = tracked(html.escape(text), styles["BodyText"])
+        flowable = tracked(html.escape(text), body)
         flowable.rag_index = i
         story += [flowable, PageBreak()] if one_per_page and i < len(paragraphs) - 1 else [flowable]
     doc.build(story)
     return placed
+
+
+def _unicode_font() -> str:
+    """DejaVu Sans (Debian's fonts-dejavu-core), so text beyond Latin-1 (–, ł, π) is drawn, not dropped."""
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    from .tools import require_packages
+
+    path = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    if not path.exists():
+        require_packages("fonts-dejavu-core")
+    if "DejaVuSans" not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(TTFont("DejaVuSans", str(path)))
+    return "DejaVuSans"
 
 
 def _laid_out_text(flowable: object) -> str:
@@ -96,12 +114,14 @@ def _tracked_paragraph() -> type:
     return Tracked
 
 
-def page_of(placed: list[Placed], paragraph: int, offset: int) -> int:
-    """The page holding character `offset` of paragraph `paragraph` (white space collapsed)."""
+def page_of(placed: list[Placed], paragraph: int, text: str, offset: int) -> int:
+    """The page holding character `offset` of `text`, paragraph `paragraph` of those rendered. Counted in
+    characters other than white space: the laid-out words space some quotes differently."""
+    target = len(re.sub(r"\s", "", text[:offset]))
     seen = 0
     for part in (p for p in placed if p.paragraph == paragraph):
-        seen += len(part.text) + 1
-        if offset < seen:
+        seen += len(re.sub(r"\s", "", part.text))
+        if target < seen:
             return part.page
     raise ValueError(f"offset {offset} is past paragraph {paragraph}")
 

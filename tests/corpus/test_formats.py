@@ -80,7 +80,7 @@ def test_pdf_running_lines_dropped_paragraphs_rejoined_pages_where_the_renderer_
     assert [text for _, _, text in found] == [s.strip() for s in expected]
     for start, _, text in found:
         i = next(k for k, p in enumerate(source) if text in p)
-        assert doc.page_at(start) == page_of(placed, i, source[i].index(text)), text
+        assert doc.page_at(start) == page_of(placed, i, source[i], source[i].index(text)), text
     assert_offsets_exact(doc)
 
 

@@ -238,3 +238,24 @@ def test_a_running_job_can_be_cancelled(client: TestClient, tmp_path: Path) -> N
     assert client.post("/ingest/cancel/20260101T000000-abcdef", headers=ADMIN).status_code == 404
     small = write_corpus(tmp_path / "small", OTHER_CORPUS)  # the node is free again
     assert client.post("/ingest/start", json={"corpus": str(small)}, headers=ADMIN).status_code == 202
+
+
+def test_a_job_reads_pdf_and_docx_and_the_answer_cites_the_page(client: TestClient, tmp_path: Path) -> None:
+    from rag_testkit.documents import page_of, render_docx, render_pdf
+
+    corpus = tmp_path / "office"
+    corpus.mkdir()
+    filler = ["Herons wade through the shallow reeds at dawn. They stand still for a long time."] * 60
+    placed = render_pdf(
+        corpus / "lava.pdf", "Lava", [*filler, "Lava is molten rock that erupts from a volcano."]
+    )
+    page = page_of(placed, len(filler), "Lava", 0)
+    render_docx(corpus / "rivers.docx", "Rivers", ["The Nile is a long river that flows north."])
+    job = client.post("/ingest/start", json={"corpus": str(corpus)}, headers=ADMIN).json()
+    done = wait_done(client, job["id"])
+    assert done["state"] == "succeeded" and done["counts"]["documents"] == 2, done
+    assert client.post(f"/ingest/activate/{job['id']}", headers=ADMIN).status_code == 200
+    answer = client.post("/answer", json={"question": "What is lava?", "rerank": False}).json()
+    top = answer["evidence"][0]
+    assert top["doc_id"] == "lava.pdf" and top["text"] == "Lava is molten rock that erupts from a volcano."
+    assert top["page"] == page > 1 and top["section"] == "Lava"

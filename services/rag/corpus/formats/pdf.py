@@ -1,7 +1,6 @@
 """PDF (`.pdf`): the text layer, read with pypdfium2 (PDFium, Chrome's PDF engine), page by page.
 
-Lines are rebuilt from PDFium's text rectangles and grouped into paragraphs by the vertical gap between
-them; a paragraph cut by a page break is joined again (its page is where each sentence starts). Running
+Lines come from PDFium's text and are grouped into paragraphs by the vertical gap between them; a paragraph cut by a page break is joined again (its page is where each sentence starts). Running
 headers and footers (a line in the top or bottom band that recurs on other pages, digits aside) and page
 numbers are dropped. A short line standing alone without final punctuation is a heading: context, not an
 answer. Encrypted PDFs, PDFs without a text layer (scans) and PDFs over `max_pages` are skipped.
@@ -25,6 +24,9 @@ __all__ = ["load_pdf"]
 
 _BAND = 0.1  # running headers and footers live in the top and bottom tenth of a page
 _PAGE_NUMBER = re.compile(r"^(page\s*)?[0-9ivxlc]+(\s*(of|/)\s*[0-9]+)?$", re.IGNORECASE)
+# PDFium ends a line with "\r\n", or with a hyphen mark (U+FFFE, or 0x02) and nothing else: a line whose last
+# word is broken (or ends in a hyphen) runs straight on into the next in its text.
+_LINE_END = re.compile(r"(.*?(?:[\ufffe\x02]|(?=\r\n)|$))(\r\n)?", re.DOTALL)
 _NO_TITLE = frozenset(("(anonymous)", "untitled", "untitled document"))  # what PDF writers put by default
 _ENDS_SENTENCE = re.compile(r"[.!?…:;][\"'”’)\]]*$")
 
@@ -32,6 +34,8 @@ _ENDS_SENTENCE = re.compile(r"[.!?…:;][\"'”’)\]]*$")
 @dataclass(frozen=True)
 class _Line:
     top: float
+    left: float
+    right: float
     text: str
     band: bool  # in the top or bottom band of its page
 
@@ -40,14 +44,18 @@ def load_pdf(path: Path, source: str, report: LoadReport, limits: Limits) -> Ite
     pages, title = _read_pages(path, limits)
     running = _running_texts(pages)
     layout = TextLayout()
+    open_end, short_line = False, False  # how the previous page's text ended
     for lines in pages:
         layout.new_page()
         body = [line for line in lines if not (line.band and _shape(line.text) in running)]
         for k, (text, kind) in enumerate(_blocks(body)):
-            if k == 0 and kind == "paragraph" and _runs_on(layout):
+            if k == 0 and kind == "paragraph" and open_end and not (short_line and text[:1].isupper()):
                 layout.extend(text)
             else:
                 layout.add(text, kind, level=1)
+        if body:
+            open_end = layout.last_kind == "paragraph" and not _ENDS_SENTENCE.search(layout.parts[-1])
+            short_line = _ends_short(body)
     if not layout.blocks:
         raise Unreadable("no text layer (a scanned or image-only PDF?)")
     heading = next((layout.text_of(b) for b in layout.blocks if b.kind == "heading"), "")
@@ -77,27 +85,30 @@ def _read_pages(path: Path, limits: Limits) -> tuple[list[list[_Line]], str]:
 
 
 def _page_lines(page: Any) -> list[_Line]:
-    """The page's lines, top to bottom: PDFium's text rectangles merged when they share a baseline."""
+    """The page's lines, top to bottom. PDFium's text already has its lines ("\\r\\n" between them) and the
+    spaces the PDF draws; a line's height is its first character's font box, the same on every line of one
+    type size (glyph boxes are not: "raiders." is shorter than "Typography")."""
     height = page.get_height()
     textpage = page.get_textpage()
-    pieces = []
-    for i in range(textpage.count_rects()):
-        left, bottom, right, top = textpage.get_rect(i)
-        text = " ".join(textpage.get_text_bounded(left, bottom, right, top).split())
-        if text:
-            pieces.append((top, bottom, left, right, text))
-    pieces.sort(key=lambda p: (-round(p[0]), p[2]))
-    lines: list[list[Any]] = []
-    for top, bottom, left, right, text in pieces:
-        last = lines[-1] if lines else None
-        if last is not None and abs(last[0] - top) < 0.5 * (top - bottom) and left >= last[3] - 1:
-            gap = " " if left - last[3] > 1 else ""
-            last[3], last[4], last[1] = right, last[4] + gap + text, min(last[1], bottom)
-        else:
-            lines.append([top, bottom, left, right, text])
+    count = textpage.count_chars()
+    text = textpage.get_text_range(0, count) if count > 0 else ""
+    lines: list[_Line] = []
+    position = 0
+    for raw, separator in _LINE_END.findall(text):
+        content = " ".join(raw.replace("\ufffe", "-").replace("\x02", "-").split())
+        first = position + len(raw) - len(raw.lstrip())
+        last = position + len(raw.rstrip()) - 1
+        position += len(raw) + len(separator)
+        if not content or last >= count:
+            continue
+        left, bottom, _, top = textpage.get_charbox(first, loose=True)
+        right = textpage.get_charbox(last, loose=True)[2]
+        lines.append(
+            _Line(top, left, right, content, band=top > height * (1 - _BAND) or bottom < height * _BAND)
+        )
     textpage.close()
     page.close()
-    return [_Line(t, text, band=t > height * (1 - _BAND) or b < height * _BAND) for t, b, _, _, text in lines]
+    return sorted(lines, key=lambda line: -line.top)
 
 
 def _shape(text: str) -> str:
@@ -138,18 +149,20 @@ def _block(group: list[_Line]) -> tuple[str, BlockKind]:
 
 
 def _joined(group: list[_Line]) -> str:
-    """The lines of a paragraph as one text; a word hyphenated over a line end is joined again."""
+    """The lines of a paragraph as one text. A line ending in a hyphen after a letter runs on into a next line
+    that starts in lower case with no space: "high-" + "and" or "exam-" + "ple". Which hyphen was typed and
+    which only breaks the word is not in the PDF; keeping it loses no letter either way."""
     text = group[0].text
     for line in group[1:]:
-        if re.search(r"[A-Za-z][-\u00ad\x02]$", text) and line.text[:1].islower():
-            text = text[:-1] + line.text
-        else:
-            text = f"{text} {line.text}"
+        joined = re.search(r"[A-Za-z]-$", text) and line.text[:1].islower()
+        text = f"{text}{line.text}" if joined else f"{text} {line.text}"
     return text
 
 
-def _runs_on(layout: TextLayout) -> bool:
-    """The last block is a paragraph cut mid-sentence by the page break."""
-    if layout.last_kind != "paragraph":
-        return False
-    return not _ENDS_SENTENCE.search(layout.parts[-1])
+def _ends_short(body: list[_Line]) -> bool:
+    """The page's last line stops well before the right margin, as a paragraph's last line does.
+
+    A page that ends without final punctuation continues on the next, unless its last line is short and the
+    next page starts with a capital ("[citation needed]" ending a paragraph, then "Approximately ...")."""
+    margin = max(line.right for line in body)
+    return body[-1].right < margin - 0.4 * (margin - min(line.left for line in body))
