@@ -44,6 +44,7 @@ DEFAULT_RERANKER_MODEL = "BAAI/bge-reranker-base"
 Unit = Literal["sentence", "passage", "document"]
 Fusion = Literal["convex", "rrf"]
 RerankText = Literal["best-sentence", "unit"]
+EvidenceBlock = Literal["paragraph", "list_item", "table", "code"]
 
 
 class BuildConfig(BaseModel):
@@ -77,6 +78,12 @@ class BuildConfig(BaseModel):
     )
     batch_size: int = Field(
         64, ge=1, le=4096, description="texts per embedding batch (builds without a cache; with one: 1)"
+    )
+    evidence_blocks: tuple[EvidenceBlock, ...] = Field(
+        ("paragraph", "list_item"),
+        min_length=1,
+        description="blocks of structured files (Markdown, HTML, PDF, DOCX) cut into evidence sentences "
+        "(comma-separated); add `table` (each row one sentence) or `code` (each line); headings never are",
     )
 
 
@@ -315,6 +322,7 @@ class BuildSettings(BaseModel):
     max_document_chars: int = _mirror(BuildConfig, "max_document_chars")
     max_file_bytes: int = _mirror(BuildConfig, "max_file_bytes")
     max_pages: int = _mirror(BuildConfig, "max_pages")
+    evidence_blocks: Annotated[tuple[EvidenceBlock, ...], NoDecode] = _mirror(BuildConfig, "evidence_blocks")
     batch_size: int = _mirror(BuildConfig, "batch_size")
     embedding_cache: str | None = Field(
         None, description="embedding cache file (SQLite): `rag build` default, and in /cache/stats"
@@ -461,7 +469,7 @@ class Settings(
         # `RAG_RERANKER_MODEL=` (empty) is how a deployment turns the reranker off.
         return None if isinstance(value, str) and value.strip().lower() in ("", "none", "off") else value
 
-    @field_validator("ingest_roots", mode="before")
+    @field_validator("ingest_roots", "evidence_blocks", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from rag_testkit.documents import BOILERPLATE_WORDS, page_of, render_docx, render_html, render_pdf
 
+from rag.config import BuildConfig
 from rag.corpus import Document, load_corpus
 from rag.corpus.documents import PROSE
 from rag.corpus.units import document_sentences
@@ -178,3 +179,22 @@ def test_a_500_page_pdf_builds_under_the_default_page_limit_and_not_over_a_lower
     assert ("big.pdf" in {d.id for d in documents}) is not skipped
     if skipped:
         assert report.skipped == [{"source": "big.pdf", "reason": "500 pages, more than max_pages=400"}]
+
+
+def test_table_rows_and_code_lines_are_evidence_only_when_asked_for(tmp_path: Path, monkeypatch) -> None:
+    """RAG_EVIDENCE_BLOCKS (the setting under test) adds tables (a row per sentence) and code (a line per
+    sentence) to the evidence; headings never are."""
+    from rag.config import load_settings
+    from rag.corpus import segment_corpus
+
+    (tmp_path / "ops.md").write_text(MARKDOWN)
+    monkeypatch.setenv("RAG_EVIDENCE_BLOCKS", "paragraph,list_item,table,code")
+    config = load_settings().build_config()
+    doc = one(tmp_path / "ops.md")
+    seg = segment_corpus([doc], config)
+    texts = [doc.text[s:e] for s, e in zip(seg.sent_start, seg.sent_end, strict=True)]
+    assert "0.40 | 0.05 | 0.83" in texts and "threshold | abstain (full) | abstain (without article)" in texts
+    assert "make eval   # not a sentence" in texts
+    assert "Operations" not in texts and "What the numbers say:" not in texts
+    default = segment_corpus([doc], BuildConfig())
+    assert default.n_sentences == len(texts) - 3

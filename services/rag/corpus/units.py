@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,16 +38,30 @@ class Segmentation:
         return len(self.unit_doc)
 
 
-def document_sentences(doc: Document, max_chars: int) -> list[Span]:
-    """The document's sentences: of its prose blocks only, when it has blocks (a heading, table row or line of
-    code is no evidence sentence), else of its whole text. Offsets index `doc.text` either way."""
+def document_sentences(doc: Document, max_chars: int, kinds: Collection[str] = PROSE) -> list[Span]:
+    """The document's sentences. With blocks, those of the blocks of `kinds` (`BuildConfig.evidence_blocks`):
+    prose is split into sentences, a table or code block into its lines (a row, a line of code); a heading is
+    never one. Without blocks, the sentences of the whole text. Offsets index `doc.text` either way."""
     if not doc.blocks:
         return split_sentences(doc.text, max_chars)
     spans: list[Span] = []
     for block in doc.blocks:
-        if block.kind in PROSE:
-            inner = split_sentences(doc.text[block.start : block.end], max_chars)
-            spans += [Span(block.start + s.start, block.start + s.end) for s in inner]
+        if block.kind not in kinds or block.kind == "heading":
+            continue
+        text = doc.text[block.start : block.end]
+        inner = split_sentences(text, max_chars) if block.kind in PROSE else _lines(text)
+        spans += [Span(block.start + s.start, block.start + s.end) for s in inner]
+    return spans
+
+
+def _lines(text: str) -> list[Span]:
+    spans, start = [], 0
+    for line in text.split("\n"):
+        stripped = line.strip()
+        if stripped:
+            offset = start + line.index(stripped)
+            spans.append(Span(offset, offset + len(stripped)))
+        start += len(line) + 1
     return spans
 
 
@@ -77,7 +91,7 @@ def segment_corpus(
     unit_first: list[int] = []
     unit_last: list[int] = []
     for d, doc in enumerate(documents):
-        spans = document_sentences(doc, config.max_sentence_chars)
+        spans = document_sentences(doc, config.max_sentence_chars, config.evidence_blocks)
         base = len(sent_doc)
         for i, span in enumerate(spans):
             sent_doc.append(d)
