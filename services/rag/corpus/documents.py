@@ -11,15 +11,15 @@ from typing import Any, Literal
 __all__ = ["PROSE", "Block", "BlockKind", "Document", "LoadReport", "corpus_id"]
 
 BlockKind = Literal["heading", "paragraph", "list_item", "table", "code"]
-PROSE: frozenset[str] = frozenset(("paragraph", "list_item"))  # the blocks cut into evidence sentences
+PROSE: frozenset[str] = frozenset(("paragraph", "list_item"))  # split into sentences, not into lines
 
 
 @dataclass(frozen=True, slots=True)
 class Block:
     """A span of a document's text with its kind and the headings above it (`section`, " › "-joined).
 
-    Only prose blocks are cut into sentences: a heading is context, not an answer, and a table row or a line
-    of code is no sentence."""
+    By default only prose blocks are cut into sentences (`BuildConfig.evidence_blocks` can add tables and
+    code); a heading never is: it is context, not an answer."""
 
     start: int
     end: int
@@ -53,6 +53,11 @@ class Document:
         if not self.page_starts:
             return None
         return max(1, bisect.bisect_right(self.page_starts, offset))
+
+    def section_at(self, offset: int) -> str | None:
+        """The headings above `offset`, " › "-joined, or None outside any section."""
+        block = self.block_at(offset)
+        return (block.section or None) if block is not None else None
 
     def block_at(self, offset: int) -> Block | None:
         if not self.blocks:

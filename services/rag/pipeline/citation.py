@@ -23,7 +23,6 @@ def cited_span(bundle: Bundle, doc_id: str, start: int, end: int, context: int) 
     hi = min(len(doc.text), end + context)
     while hi < len(doc.text) and hi - end < context + _WORD and not doc.text[hi].isspace():
         hi += 1
-    block = doc.block_at(start)
     return CitedSpan(
         doc_id=doc.id,
         title=doc.title,
@@ -36,5 +35,5 @@ def cited_span(bundle: Bundle, doc_id: str, start: int, end: int, context: int) 
         context_end=hi,
         document_chars=len(doc.text),
         page=doc.page_at(start),
-        section=(block.section or None) if block is not None else None,
+        section=doc.section_at(start),
     )

@@ -54,7 +54,6 @@ class UnitReader:
         seg = self.bundle.seg
         doc = self.bundle.documents[seg.sent_doc[row]]
         start, end = int(seg.sent_start[row]), int(seg.sent_end[row])
-        block = doc.block_at(start)
         return Evidence(
             doc_id=doc.id,
             title=doc.title,
@@ -64,5 +63,5 @@ class UnitReader:
             char_end=end,
             score=round(score, 6),
             page=doc.page_at(start),
-            section=block.section or None if block is not None else None,
+            section=doc.section_at(start),
         )

@@ -93,6 +93,7 @@ class TextLayout:
         return " › ".join(text for _, text in self.headings)
 
     def text_of(self, block: Block) -> str:
+        """One block's text. It joins the whole text: call it once, not per block."""
         return "".join(self.parts)[block.start : block.end]
 
     @property

@@ -35,8 +35,9 @@ def load_html(path: Path, source: str, report: LoadReport, limits: Limits) -> It
         deduplicate=False,
     )
     layout, heading = markdown_layout(main or "")
-    if not any(b.kind in PROSE and len(layout.text_of(b).split()) >= _MIN_WORDS for b in layout.blocks):
-        raise Unreadable("no main content found (navigation or boilerplate only)")
     metadata = trafilatura.extract_metadata(page)
     title = (metadata.title if metadata is not None else None) or heading or path.stem
-    yield layout.document(source, title, {"source": source})
+    doc = layout.document(source, title, {"source": source})
+    if not any(b.kind in PROSE and len(doc.text[b.start : b.end].split()) >= _MIN_WORDS for b in doc.blocks):
+        raise Unreadable("no main content found (navigation or boilerplate only)")
+    yield doc
