@@ -84,10 +84,12 @@ def test_totals_hold_when_a_worker_dies_or_is_recycled(gunicorn: Started) -> Non
     assert after_kill["rag_answers_total"] == 6
     assert after_kill["rag_in_flight_requests"] == 0
 
+    # Until one worker has passed max_requests (100 ± 10) and been replaced. Not every worker: the kernel hands
+    # one-at-a-time connections to whichever worker waits longest in accept, so a worker can go without any.
     survivors = set(service.workers())
     sent = 6
-    while survivors & set(service.workers()):  # until every worker has passed max_requests (100 ± 10)
-        assert sent < 1000, "no worker was recycled"
+    while survivors <= set(service.workers()):
+        assert sent < 400, "no worker was recycled"
         answer(service, 25, f"b{sent}")
         sent += 25
     recycled = wait_metric(service, "rag_ready", 2)
