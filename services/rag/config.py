@@ -31,6 +31,8 @@ __all__ = [
     "SETTINGS_GROUPS",
     "Bm25Params",
     "BuildConfig",
+    "DenseKind",
+    "DenseParams",
     "RetrievalParams",
     "Settings",
     "available_cpus",
@@ -45,6 +47,9 @@ Unit = Literal["sentence", "passage", "document"]
 Fusion = Literal["convex", "rrf"]
 RerankText = Literal["best-sentence", "unit"]
 EvidenceBlock = Literal["paragraph", "list_item", "table", "code"]
+# flat and hnsw hold float32 vectors; hnsw-sq8 and ivf-pq hold compressed codes and re-score their head
+# against the exact vectors, memory-mapped (docs/BENCHMARKS.md, "Scale").
+DenseKind = Literal["flat", "hnsw", "hnsw-sq8", "ivf-pq"]
 
 
 class BuildConfig(BaseModel):
@@ -58,8 +63,10 @@ class BuildConfig(BaseModel):
     )
     passage_tokens: int = Field(200, ge=16, le=2048, description="target words per passage unit")
     unit_title: bool = Field(True, description="embed units as 'title. text' (context for short units)")
-    dense_index: Literal["flat", "hnsw"] = Field(
-        "flat", description="exact search, or `hnsw` for large corpora"
+    dense_index: DenseKind = Field(
+        "flat",
+        description="`flat` (exact), `hnsw` (graph), or compressed for large corpora: `hnsw-sq8` (graph over "
+        "8-bit codes) or `ivf-pq` (inverted lists of product-quantised codes), both re-scored exactly",
     )
     hnsw_m: int = Field(32, ge=4, le=128, description="HNSW links per vector")
     hnsw_ef_construction: int = Field(200, ge=16, le=2048, description="HNSW build breadth")
@@ -158,6 +165,22 @@ class Bm25Params(BaseModel):
     k1: float = Field(1.2, gt=0.0, description="BM25 term-frequency saturation")
     b: float = Field(0.9, ge=0.0, le=1.0, description="BM25 length normalisation")
     title_weight: float = Field(2.0, ge=0.0, description="title term counts are multiplied by this")
+
+
+class DenseParams(BaseModel):
+    """How a dense index is searched, applied when a bundle is loaded (no rebuild needed to change it)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ef_search: int = Field(64, ge=1, description="HNSW search breadth (`hnsw` and `hnsw-sq8` bundles)")
+    nprobe: int = Field(32, ge=1, description="inverted lists searched per query (`ivf-pq` bundles)")
+    rescore: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="compressed indexes (`hnsw-sq8`, `ivf-pq`): candidates per wanted unit re-scored against "
+        "the exact vectors",
+    )
 
 
 def _mirror(view: type[BaseModel], name: str, description: str | None = None) -> Any:
@@ -276,7 +299,9 @@ class RetrievalSettings(BaseModel):
     """Retrieval and answers: BM25 (applied when a bundle loads) and each query's defaults (a request may
     override them)."""
 
-    hnsw_ef_search: int = Field(64, ge=1, description="HNSW search breadth (`RAG_DENSE_INDEX=hnsw` bundles)")
+    hnsw_ef_search: int = _mirror(DenseParams, "ef_search")
+    dense_nprobe: int = _mirror(DenseParams, "nprobe")
+    dense_rescore: int = _mirror(DenseParams, "rescore")
     bm25_k1: float = _mirror(Bm25Params, "k1")
     bm25_b: float = _mirror(Bm25Params, "b")
     bm25_title_weight: float = _mirror(Bm25Params, "title_weight")
@@ -314,7 +339,7 @@ class BuildSettings(BaseModel):
     unit: Unit = _mirror(BuildConfig, "unit")
     passage_tokens: int = _mirror(BuildConfig, "passage_tokens")
     unit_title: bool = _mirror(BuildConfig, "unit_title")
-    dense_index: Literal["flat", "hnsw"] = _mirror(BuildConfig, "dense_index")
+    dense_index: DenseKind = _mirror(BuildConfig, "dense_index")
     hnsw_m: int = _mirror(BuildConfig, "hnsw_m")
     hnsw_ef_construction: int = _mirror(BuildConfig, "hnsw_ef_construction")
     stemmer: Literal["english", "none"] = _mirror(BuildConfig, "stemmer")
@@ -417,7 +442,7 @@ class Settings(
     """The service's configuration: every field is `RAG_<NAME>` in the environment, in the groups above.
 
     Build, BM25 and query fields take their defaults (and, through `_check_views`, their ranges) from
-    BuildConfig, Bm25Params and RetrievalParams, so each default is written once.
+    BuildConfig, Bm25Params, DenseParams and RetrievalParams, so each default is written once.
     """
 
     model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore", frozen=True)
@@ -428,6 +453,7 @@ class Settings(
         self.build_config()
         self.retrieval_params()
         self.bm25_params()
+        self.dense_params()
         if self.reload_interval_seconds > 0 and not (self.artifacts_uri and self.reload_channel):
             raise ValueError(
                 "hot reload (RAG_RELOAD_INTERVAL_SECONDS) needs RAG_ARTIFACTS_URI and RAG_RELOAD_CHANNEL"
@@ -484,6 +510,11 @@ class Settings(
 
     def bm25_params(self) -> Bm25Params:
         return Bm25Params(k1=self.bm25_k1, b=self.bm25_b, title_weight=self.bm25_title_weight)
+
+    def dense_params(self) -> DenseParams:
+        return DenseParams(
+            ef_search=self.hnsw_ef_search, nprobe=self.dense_nprobe, rescore=self.dense_rescore
+        )
 
     def effective_threads(self) -> int:
         return self.threads or available_cpus()

@@ -41,11 +41,20 @@ def test_bundle_layout_and_manifest(sample_bundle: Path, embedder) -> None:
 
 def test_same_corpus_and_config_give_the_same_checksums(tmp_path: Path, corpus_dir: Path, embedder) -> None:
     documents, _ = load_corpus(corpus_dir)
-    for unit, index in (("sentence", "flat"), ("passage", "hnsw")):
+    for unit, index in (
+        ("sentence", "flat"),
+        ("passage", "hnsw"),
+        ("sentence", "ivf-pq"),
+        ("passage", "hnsw-sq8"),
+    ):
         config = BuildConfig(unit=unit, dense_index=index, passage_tokens=16)
-        Builder(embedder, config).build(documents, tmp_path / f"a-{unit}")
-        Builder(embedder, config).build(list(documents), tmp_path / f"b-{unit}")
-        assert checksums(tmp_path / f"a-{unit}") == checksums(tmp_path / f"b-{unit}")
+        a, b = tmp_path / f"a-{unit}-{index}", tmp_path / f"b-{unit}-{index}"
+        Builder(embedder, config).build(documents, a)
+        Builder(embedder, config).build(list(documents), b)
+        assert checksums(a) == checksums(b)
+        assert ("unit_vectors.npy" in checksums(a)) == (index in ("ivf-pq", "hnsw-sq8"))
+        loaded = Bundle.load(a)  # the exact vectors of compressed kinds serve as the unit vectors
+        assert np.allclose(np.linalg.norm(loaded.unit_vectors, axis=1), 1.0, atol=1e-4)
 
 
 def test_warm_build_from_the_embedding_cache_is_byte_identical(

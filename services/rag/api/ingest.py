@@ -22,12 +22,12 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from ..config import Settings
+from ..config import DenseKind, Settings, Unit
 from ..errors import Forbidden, JobConflict, RagError
 from ..files import write_json_atomic
 from ..jobs.runner import JobRunner
@@ -46,8 +46,8 @@ class IngestStart(BaseModel):
     corpus: str = Field(
         min_length=1, max_length=4096, description="an absolute path on the server, or s3://bucket/prefix"
     )
-    unit: Literal["sentence", "passage", "document"] | None = None
-    dense_index: Literal["flat", "hnsw"] | None = None
+    unit: Unit | None = None
+    dense_index: DenseKind | None = None
 
 
 class JobList(BaseModel):

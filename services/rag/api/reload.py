@@ -117,12 +117,7 @@ class Reloader:
 def load_beside(settings: Settings, old: Pipeline, path: Path) -> Pipeline:
     """A warmed pipeline over the bundle at `path` with the models already in memory; the swap path's
     "prepare" half (hot reload, activated ingestion jobs). In a thread: loading and warming take a while."""
-    bundle = Bundle.load(
-        path,
-        bm25=settings.bm25_params(),
-        ef_search=settings.hnsw_ef_search,
-        threads=settings.effective_threads(),
-    )
+    bundle = Bundle.from_settings(path, settings)
     pipeline = Pipeline(bundle, old.embedder, old.reranker, old.params)  # refuses another model
     pipeline.load_seconds = old.load_seconds
     warm_up(pipeline)

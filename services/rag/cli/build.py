@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import get_args
 
+from ..config import DenseKind
 from .common import Subcommands, model_flags, settings_from
 
 __all__ = ["add_parser"]
@@ -35,7 +37,7 @@ def add_parser(sub: Subcommands) -> None:
     build.add_argument("corpus")
     build.add_argument("--out", required=True)
     build.add_argument("--unit", choices=["sentence", "passage", "document"])
-    build.add_argument("--dense-index", choices=["flat", "hnsw"])
+    build.add_argument("--dense-index", choices=get_args(DenseKind))
     build.add_argument(
         "--cache",
         help="embedding cache file (SQLite; env RAG_EMBEDDING_CACHE); rebuilds embed only what changed",

@@ -12,9 +12,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import Any, get_args
 
-from ..config import load_settings
+from ..config import DenseKind, load_settings
 from ..errors import RagError
 from .common import Subcommands
 
@@ -82,7 +82,7 @@ def add_parser(sub: Subcommands) -> None:
     ingest.add_argument("--server", required=True, help="the server's base URL, e.g. http://localhost:8000")
     ingest.add_argument("--admin-key", help="default: RAG_ADMIN_KEY")
     ingest.add_argument("--unit", choices=["sentence", "passage", "document"])
-    ingest.add_argument("--dense-index", choices=["flat", "hnsw"])
+    ingest.add_argument("--dense-index", choices=get_args(DenseKind))
     ingest.add_argument("--activate", action="store_true", help="serve the bundle once the job succeeded")
     ingest.add_argument("--interval", type=float, default=0.5, help="seconds between status polls")
     ingest.add_argument("--quiet", action="store_true", help="no progress bar")

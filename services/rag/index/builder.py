@@ -40,7 +40,6 @@ from .embedding_cache import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, EmbeddingCa
 from .lexical import write_bm25
 from .manifest import (
     BM25_DIR,
-    DENSE_FILE,
     FORMAT_VERSION,
     MANIFEST_NAME,
     SENTENCE_VECTORS_FILE,
@@ -274,9 +273,7 @@ class Builder:
             config.stemmer,
         )
         report_progress("index", 2, 4)
-        write_dense(
-            tmp / DENSE_FILE, vectors.units, config.dense_index, config.hnsw_m, config.hnsw_ef_construction
-        )
+        write_dense(tmp, vectors.units, config.dense_index, config.hnsw_m, config.hnsw_ef_construction)
         report_progress("index", 3, 4)
 
     def _manifest(

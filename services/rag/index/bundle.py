@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from ..config import DenseParams, Settings
 from ..corpus import Document, Segmentation
 from ..errors import BundleCorrupt, BundleNotFound, BundleVersionError, QueryError, UnknownDocument
 from ..files import sha256_file, write_json_atomic
@@ -30,6 +31,7 @@ from .manifest import (
     Manifest,
     manifest_json,
 )
+from .mapped import map_npy, release
 from .store import read_store
 from .validate import check_files, check_segmentation, check_vectors
 
@@ -90,6 +92,18 @@ def record_evaluation(path: str | Path, evaluation: Evaluation) -> Manifest:
     return updated
 
 
+def _sentence_vectors(path: Path, dense: DenseIndex, n_sentences: int) -> np.ndarray:
+    """Passage/document bundles keep their sentences' vectors in a file of their own (mapped: evidence reads
+    a few rows per query); in sentence bundles they are the unit vectors."""
+    file = path / SENTENCE_VECTORS_FILE
+    if not file.exists():
+        return dense.vectors()
+    vectors = map_npy(file, random_access=True)
+    check_vectors(SENTENCE_VECTORS_FILE, vectors, n_sentences, dense.dim)
+    release(vectors)
+    return vectors
+
+
 @dataclass(frozen=True)
 class _FieldIndex:
     """Metadata value → document rows, for filters applied inside retrieval."""
@@ -128,12 +142,22 @@ class Bundle:
         return other
 
     @classmethod
+    def from_settings(cls, path: str | Path, settings: Settings) -> Bundle:
+        """The bundle at `path` as the server and the CLI load it: BM25 and dense search as configured."""
+        return cls.load(
+            path,
+            bm25=settings.bm25_params(),
+            dense=settings.dense_params(),
+            threads=settings.effective_threads(),
+        )
+
+    @classmethod
     def load(
         cls,
         path: str | Path,
         *,
         bm25: Bm25Params | None = None,
-        ef_search: int = 64,
+        dense: DenseParams | None = None,
         threads: int = 1,
         verify: bool = True,
     ) -> Bundle:
@@ -146,22 +170,18 @@ class Bundle:
             documents, seg = read_store(path / STORE_FILE)
             check_segmentation(seg, documents, manifest.counts)
             lexical = Bm25Index(path / BM25_DIR, seg.unit_doc, bm25 or Bm25Params(), n_docs=len(documents))
-            dense = DenseIndex(path / DENSE_FILE, ef_search=ef_search, threads=threads)
-            if dense.size != seg.n_units or dense.dim != manifest.embedding_model.dim:
+            dense_index = DenseIndex(path, manifest.build.dense_index, dense, threads=threads)
+            if dense_index.size != seg.n_units or dense_index.dim != manifest.embedding_model.dim:
                 raise BundleCorrupt(
-                    f"{DENSE_FILE}: {dense.size} vectors of {dense.dim} dimensions, expected {seg.n_units} "
+                    f"{DENSE_FILE}: {dense_index.size} vectors of {dense_index.dim} dimensions, expected {seg.n_units} "
                     f"of {manifest.embedding_model.dim}"
                 )
-            vectors_file = path / SENTENCE_VECTORS_FILE
-            sentence_vectors = (
-                np.load(vectors_file, allow_pickle=False) if vectors_file.exists() else dense.vectors()
-            )
-            check_vectors(SENTENCE_VECTORS_FILE, sentence_vectors, seg.n_sentences, dense.dim)
+            sentence_vectors = _sentence_vectors(path, dense_index, seg.n_sentences)
         except BundleCorrupt as exc:
             raise BundleCorrupt(f"{path}: {exc}") from None
         except (OSError, ValueError, RuntimeError, KeyError, sqlite3.Error) as exc:
             raise BundleCorrupt(f"{path}: cannot load ({type(exc).__name__}: {exc})") from None
-        return cls(path, manifest, documents, seg, lexical, dense, sentence_vectors)
+        return cls(path, manifest, documents, seg, lexical, dense_index, sentence_vectors)
 
     @staticmethod
     def _index_fields(documents: list[Document]) -> dict[str, dict[str, np.ndarray]]:

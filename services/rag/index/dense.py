@@ -1,13 +1,33 @@
-"""Dense index over unit vectors (FAISS inner product on L2-normalised vectors = cosine)."""
+"""Dense index over unit vectors (FAISS inner product on L2-normalised vectors = cosine), memory-mapped.
+
+Every kind is read with FAISS' zero-copy mmap flag, so the workers of a pod share one copy of it through the
+page cache instead of each holding its own. The compressed kinds (`hnsw-sq8`, `ivf-pq`) keep the exact
+float32 vectors beside the index (unit_vectors.npy, also mapped): the compressed scores choose a head of
+candidates, the exact vectors order it (docs/BENCHMARKS.md, "Scale").
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["DenseIndex", "write_dense"]
+from ..config import DenseKind, DenseParams
+from ..errors import BundleCorrupt
+from .manifest import DENSE_FILE, UNIT_VECTORS_FILE
+from .mapped import map_npy, release
+from .validate import check_vectors
+
+__all__ = ["COMPRESSED", "DenseIndex", "IvfPqShape", "write_dense"]
+
+COMPRESSED: frozenset[str] = frozenset({"hnsw-sq8", "ivf-pq"})
+# The FAISS class each kind is written as: a file of another class is refused at load.
+_CLASS = {"flat": "IndexFlatIP", "hnsw": "IndexHNSWFlat", "hnsw-sq8": "IndexHNSWSQ", "ivf-pq": "IndexIVFPQ"}
+_TRAINING_ROWS = 100_000  # k-means samples for the IVF lists and PQ codebooks: more costs time, not recall
 
 
 def _faiss() -> Any:
@@ -16,44 +36,101 @@ def _faiss() -> Any:
     return faiss
 
 
-def write_dense(path: Path, vectors: np.ndarray, kind: str, hnsw_m: int, ef_construction: int) -> None:
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    # HNSW insertion order and k-means (so the file's bytes) must not depend on thread scheduling.
+    faiss = _faiss()
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(threads)
+
+
+class IvfPqShape:
+    """An `ivf-pq` index' geometry for `n` vectors of `dim`: about √n inverted lists (at least 39 training
+    vectors each, FAISS' floor), codes of dim/8 bytes, 8 bits per sub-quantiser (fewer for tiny corpora)."""
+
+    def __init__(self, n: int, dim: int, lists: int = 0, code_bytes: int = 0) -> None:
+        self.lists = lists or max(1, min(round(math.sqrt(n)), n // 39))
+        self.code_bytes = code_bytes or max(d for d in range(1, max(dim // 8, 1) + 1) if dim % d == 0)
+        self.bits = 8 if n >= 256 else max(1, int(math.log2(max(n, 2))))
+
+    def index(self, dim: int) -> Any:
+        faiss = _faiss()
+        quantizer = faiss.IndexFlatIP(dim)
+        return faiss.IndexIVFPQ(
+            quantizer, dim, self.lists, self.code_bytes, self.bits, faiss.METRIC_INNER_PRODUCT
+        )
+
+
+def write_dense(
+    folder: Path, vectors: np.ndarray, kind: DenseKind, hnsw_m: int, ef_construction: int
+) -> None:
+    """`dense.faiss` (and, for compressed kinds, the exact `unit_vectors.npy`) in `folder`."""
     faiss = _faiss()
     dim = vectors.shape[1]
     if kind == "hnsw":
         index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = ef_construction
-        # One thread: HNSW insertion order (and so the file's bytes) must not depend on scheduling.
-        threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1)
-        try:
-            index.add(vectors)
-        finally:
-            faiss.omp_set_num_threads(threads)
+    elif kind == "hnsw-sq8":
+        index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+    elif kind == "ivf-pq":
+        index = IvfPqShape(len(vectors), dim).index(dim)
     else:
         index = faiss.IndexFlatIP(dim)
-        index.add(vectors)
-    faiss.write_index(index, str(path))
+    if kind.startswith("hnsw"):
+        index.hnsw.efConstruction = ef_construction
+    with _one_thread():
+        if not index.is_trained and len(vectors):
+            index.train(_training_sample(vectors, index))
+        if len(vectors) and index.is_trained:
+            index.add(vectors)
+    faiss.write_index(index, str(folder / DENSE_FILE))
+    if kind in COMPRESSED:
+        np.save(folder / UNIT_VECTORS_FILE, vectors)
+
+
+def _training_sample(vectors: np.ndarray, index: Any) -> np.ndarray:
+    sample = vectors[:: max(1, len(vectors) // _TRAINING_ROWS)]
+    codebook = 2 ** int(index.pq.nbits) if hasattr(index, "pq") else 1
+    # A one-vector corpus still needs two points for a 1-bit codebook: repeat it.
+    return np.resize(sample, (max(len(sample), codebook), sample.shape[1]))
 
 
 class DenseIndex:
-    def __init__(self, path: Path, ef_search: int = 64, threads: int = 1) -> None:
+    def __init__(
+        self, folder: Path, kind: DenseKind, params: DenseParams | None = None, threads: int = 1
+    ) -> None:
         faiss = _faiss()
         faiss.omp_set_num_threads(threads)
-        self._index = faiss.read_index(str(path))
+        # Zero-copy: FAISS versions without the flag read the whole index into memory instead.
+        self._index = faiss.read_index(str(folder / DENSE_FILE), getattr(faiss, "IO_FLAG_MMAP_IFC", 0))
+        found = type(faiss.downcast_index(self._index)).__name__
+        if found != _CLASS[kind]:
+            raise BundleCorrupt(f"{DENSE_FILE}: a {found}, but the manifest says a {kind!r} index")
+        self.kind = kind
         self.dim = int(self._index.d)
         self.size = int(self._index.ntotal)
-        self.is_hnsw = hasattr(self._index, "hnsw")
-        self._ef_search = ef_search
-        if self.is_hnsw:
-            self._index.hnsw.efSearch = ef_search
+        self.params = params or DenseParams()
+        self._exact = self._map_exact(folder) if kind in COMPRESSED else None
+
+    def _map_exact(self, folder: Path) -> np.ndarray:
+        exact = map_npy(folder / UNIT_VECTORS_FILE, random_access=True)
+        check_vectors(UNIT_VECTORS_FILE, exact, self.size, self.dim)
+        release(exact)  # the check read every page; queries read a few hundred rows each
+        return exact
 
     def vectors(self) -> np.ndarray:
-        """All unit vectors as a read-only, zero-copy view of the index' own storage (float32 [size, dim]).
+        """All unit vectors (float32 [size, dim]), read-only and zero-copy: the exact file of a compressed
+        index, else a view of the index' own storage.
 
         The view keeps the index alive: a bare `rev_swig_ptr` view did not, so vectors kept past their
         index read freed memory (seen as garbage in a test; a segfault once the allocator unmaps it)."""
+        if self._exact is not None:
+            return self._exact
         faiss = _faiss()
-        flat = faiss.downcast_index(self._index.storage) if self.is_hnsw else self._index
+        flat = faiss.downcast_index(self._index.storage) if self.kind == "hnsw" else self._index
         if self.size == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         address = faiss.rev_swig_ptr(flat.get_xb(), self.size * self.dim).ctypes.data
@@ -63,19 +140,31 @@ class DenseIndex:
         self, query: np.ndarray, k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """(unit ids, scores) of the k best units; `allowed` (bool mask) restricts the search itself."""
-        faiss = _faiss()
         k = min(k, self.size)
-        params = None
-        if allowed is not None:
-            selector = faiss.IDSelectorBitmap(np.packbits(allowed, bitorder="little"))
-            params = (
-                faiss.SearchParametersHNSW(sel=selector, efSearch=self._ef_search)
-                if self.is_hnsw
-                else faiss.SearchParameters(sel=selector)
-            )
-        scores, ids = self._index.search(query.reshape(1, -1).astype(np.float32), k, params=params)
+        if k == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        query = query.reshape(1, -1).astype(np.float32)
+        head = min(k * self.params.rescore, self.size) if self._exact is not None else k
+        scores, ids = self._index.search(query, head, params=self._search_params(allowed))
         keep = ids[0] >= 0
-        return ids[0][keep].astype(np.int64), scores[0][keep]
+        ids, scores = ids[0][keep].astype(np.int64), scores[0][keep]
+        if self._exact is None:
+            return ids, scores
+        ids = np.sort(ids)  # the rows are read in file order
+        exact = self._exact[ids] @ query[0]
+        order = np.lexsort((ids, -exact))[:k]
+        return ids[order], exact[order]
+
+    def _search_params(self, allowed: np.ndarray | None) -> Any:
+        faiss = _faiss()
+        selector = (
+            None if allowed is None else faiss.IDSelectorBitmap(np.packbits(allowed, bitorder="little"))
+        )
+        if self.kind.startswith("hnsw"):
+            return faiss.SearchParametersHNSW(sel=selector, efSearch=self.params.ef_search)
+        if self.kind == "ivf-pq":
+            return faiss.SearchParametersIVF(sel=selector, nprobe=self.params.nprobe)
+        return faiss.SearchParameters(sel=selector)
 
 
 class _Storage:

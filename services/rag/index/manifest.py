@@ -17,6 +17,7 @@ __all__ = [
     "MANIFEST_NAME",
     "SENTENCE_VECTORS_FILE",
     "STORE_FILE",
+    "UNIT_VECTORS_FILE",
     "Evaluation",
     "FileEntry",
     "Manifest",
@@ -32,6 +33,7 @@ ARTIFACT_INFO = "artifact.json"  # written by `rag artifacts pull` beside the ma
 STORE_FILE = "store.sqlite"
 DENSE_FILE = "dense.faiss"
 SENTENCE_VECTORS_FILE = "sentence_vectors.npy"  # passage/document units only: their sentences' vectors
+UNIT_VECTORS_FILE = "unit_vectors.npy"  # compressed dense indexes only: the exact vectors they re-score with
 BM25_DIR = "bm25"
 
 

@@ -90,8 +90,10 @@ def check_vectors(where: str, vectors: np.ndarray, rows: int, dim: int | None) -
         raise _fail(where, f"shape {vectors.shape}, expected ({rows}, {dim if dim is not None else 'dim'})")
     if vectors.dtype != np.float32:
         raise _fail(where, f"dtype {vectors.dtype}, expected float32")
-    if not np.all(np.isfinite(vectors)):
-        raise _fail(where, "vectors must be finite")
+    # In slices: a memory-mapped file is checked without a temporary as large as itself.
+    for start in range(0, rows, 65_536):
+        if not np.all(np.isfinite(vectors[start : start + 65_536])):
+            raise _fail(where, "vectors must be finite")
 
 
 def check_files(path: Path, listed: set[str], allowed_unlisted: set[str]) -> None:

@@ -23,6 +23,7 @@ from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..config import DenseKind, Unit
 from ..errors import UnknownJob
 from ..files import write_json_atomic
 
@@ -60,8 +61,8 @@ class JobOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    unit: Literal["sentence", "passage", "document"] | None = None
-    dense_index: Literal["flat", "hnsw"] | None = None
+    unit: Unit | None = None
+    dense_index: DenseKind | None = None
 
 
 class Job(BaseModel):

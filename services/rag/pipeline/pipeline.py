@@ -78,12 +78,7 @@ class Pipeline:
         # models on a process-wide "meta" device, and two loading at once fail ("Cannot copy out of meta
         # tensor").
         def bundle() -> Bundle:
-            return Bundle.load(
-                bundle_path,
-                bm25=settings.bm25_params(),
-                ef_search=settings.hnsw_ef_search,
-                threads=settings.effective_threads(),
-            )
+            return Bundle.from_settings(bundle_path, settings)
 
         loaded: dict[str, float] = {}
 
