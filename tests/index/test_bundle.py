@@ -22,16 +22,19 @@ def test_bundle_layout_and_manifest(sample_bundle: Path, embedder) -> None:
     assert set(manifest.files) == {
         "store.sqlite",
         "dense.faiss",
-        "bm25/body_data.npy",
-        "bm25/body_indices.npy",
-        "bm25/body_indptr.npy",
-        "bm25/title_data.npy",
-        "bm25/title_indices.npy",
-        "bm25/title_indptr.npy",
+        "bm25/body_offsets.npy",
+        "bm25/body_units.npy",
+        "bm25/body_tf.npy",
+        "bm25/title_offsets.npy",
+        "bm25/title_docs.npy",
+        "bm25/title_tf.npy",
+        "bm25/unit_length.npy",
+        "bm25/title_length.npy",
+        "bm25/df_titled.npy",
         "bm25/vocab.json",
         "bm25/params.json",
     }
-    assert manifest.format_version == 1
+    assert manifest.format_version == 2
     assert manifest.embedding_model.fingerprint == embedder.identity.fingerprint
     assert manifest.embedding_model.dim == 384
     assert manifest.embedding_model.query_prefix.startswith("Represent this sentence")

@@ -38,10 +38,42 @@ def tampered(sample_bundle: Path, folder: Path, change: Callable[[Path], None]) 
 
 
 def bm25_indices_out_of_range(bundle: Path) -> None:
-    path = bundle / "bm25" / "body_indices.npy"
+    path = bundle / "bm25" / "body_units.npy"
     indices = np.load(path)
     indices[len(indices) // 2] = 10**8
     np.save(path, indices)
+
+
+def bm25_title_on_a_missing_document(bundle: Path) -> None:
+    path = bundle / "bm25" / "title_docs.npy"
+    np.save(path, np.load(path) + 10**6)
+
+
+def bm25_negative_length(bundle: Path) -> None:
+    path = bundle / "bm25" / "unit_length.npy"
+    lengths = np.load(path)
+    lengths[0] = -1
+    np.save(path, lengths)
+
+
+def bm25_frequency_past_the_units(bundle: Path) -> None:
+    path = bundle / "bm25" / "df_titled.npy"
+    np.save(path, np.load(path) + 10**9)
+
+
+def bm25_header_lies_about_its_shape(bundle: Path) -> None:
+    path = bundle / "bm25" / "body_tf.npy"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 8])  # the header's shape no longer matches the bytes
+
+
+def dense_index_of_another_kind(bundle: Path) -> None:
+    import faiss
+
+    flat = faiss.read_index(str(bundle / "dense.faiss"))
+    hnsw = faiss.IndexHNSWFlat(flat.d, 8, faiss.METRIC_INNER_PRODUCT)
+    hnsw.add(faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * flat.d).reshape(flat.ntotal, flat.d).copy())
+    faiss.write_index(hnsw, str(bundle / "dense.faiss"))
 
 
 def sentence_past_its_document(bundle: Path) -> None:
@@ -74,6 +106,20 @@ def counts_disagree(bundle: Path) -> None:
 
 CASES = {
     "bm25 indices out of range": (bm25_indices_out_of_range, "body_*.npy indices: values outside"),
+    "bm25 title of a missing document": (
+        bm25_title_on_a_missing_document,
+        "title_*.npy indices: values outside",
+    ),
+    "bm25 negative length": (bm25_negative_length, "unit_length.npy: expected"),
+    "bm25 frequency past the units": (bm25_frequency_past_the_units, "df_titled.npy: a term in more units"),
+    "bm25 file shorter than its header": (
+        bm25_header_lies_about_its_shape,
+        "body_tf.npy: its size does not match",
+    ),
+    "dense index of another kind": (
+        dense_index_of_another_kind,
+        "a IndexHNSWFlat, but the manifest says a 'flat'",
+    ),
     "a sentence past its document": (sentence_past_its_document, "offsets fall outside"),
     "a unit on a missing document": (unit_on_a_missing_document, "units.doc_row: values outside"),
     "sentence vectors one row short": (sentence_vectors_reshaped, "sentence_vectors.npy: shape"),

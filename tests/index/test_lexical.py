@@ -1,8 +1,10 @@
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from rag.errors import BundleCorrupt
 from rag.index.lexical import Bm25Index, Bm25Params, Tokenizer, write_bm25
 
 TEXTS = [
@@ -64,3 +66,90 @@ def test_files_hold_no_pickle(tmp_path: Path) -> None:
     write_bm25(tmp_path, TEXTS, [""] * 5, "english")
     for npy in tmp_path.glob("*.npy"):
         np.load(npy, allow_pickle=False)  # raises if an object array (pickle) were stored
+
+
+def write_version_1(folder: Path, texts: list[str], titles: list[str]) -> None:
+    """The layout bundles of format version 1 hold: unit × term and document × term count matrices."""
+    from rag.index.lexical import _count_matrix
+
+    tokenize = Tokenizer("english")
+    body, title = [tokenize(t) for t in texts], [tokenize(t) for t in titles]
+    vocab = {t: i for i, t in enumerate(sorted({t for toks in body + title for t in toks}))}
+    folder.mkdir(parents=True)
+    for name, tokens in (("body", body), ("title", title)):
+        matrix = _count_matrix(tokens, vocab)
+        for part in ("data", "indices", "indptr"):
+            np.save(folder / f"{name}_{part}.npy", getattr(matrix, part))
+    (folder / "vocab.json").write_text(json.dumps(sorted(vocab)))
+    (folder / "params.json").write_text(
+        json.dumps({"stemmer": "english", "n_units": len(texts), "n_docs": len(titles)})
+    )
+
+
+def reference_scores(
+    texts: list[str], titles: list[str], unit_doc: np.ndarray, query: str, p: Bm25Params
+) -> np.ndarray:
+    """BM25 written out in float64 over dense count vectors, title counts added at their weight."""
+    tokenize = Tokenizer("english")
+    tf = [
+        {
+            t: tokenize(text).count(t) + p.title_weight * tokenize(titles[d]).count(t)
+            for t in set(tokenize(text + " " + titles[d]))
+        }
+        for text, d in zip(texts, unit_doc, strict=True)
+    ]
+    lengths = np.array([sum(counts.values()) for counts in tf])
+    out = np.zeros(len(texts))
+    for term in tokenize(query):
+        df = sum(1 for counts in tf if counts.get(term, 0) > 0)
+        if not df:
+            continue
+        idf = np.log(1 + (len(texts) - df + 0.5) / (df + 0.5))
+        for i, counts in enumerate(tf):
+            f = counts.get(term, 0)
+            norm = p.k1 * (1 - p.b + p.b * lengths[i] / lengths.mean())
+            out[i] += idf * f * (p.k1 + 1) / (f + norm) if f else 0.0
+    return out
+
+
+UNITS = [*TEXTS, "Steam rises from boiling water.", "Cats chase mice at night."]
+UNIT_DOC = np.array([0, 0, 1, 2, 3, 3, 4], dtype=np.int32)  # units grouped by document, several per document
+DOC_TITLES = ["Boiling water", "Cats", "Dogs and cats", "Ice", "Mice"]
+QUERIES = ["boiling water", "cats", "dogs cats mice", "ice melts", "unknownword", "water water"]
+
+
+@pytest.mark.parametrize(
+    "params", [Bm25Params(), Bm25Params(k1=0.9, b=0.4, title_weight=0.5), Bm25Params(title_weight=0.0)]
+)
+def test_title_weighted_scores_equal_bm25_written_out(tmp_path: Path, params: Bm25Params) -> None:
+    write_bm25(tmp_path / "bm25", UNITS, DOC_TITLES, "english", UNIT_DOC)
+    index = Bm25Index(tmp_path / "bm25", UNIT_DOC, params, n_docs=len(DOC_TITLES))
+    for query in QUERIES:
+        expected = reference_scores(UNITS, DOC_TITLES, UNIT_DOC, query, params)
+        np.testing.assert_allclose(index.scores(query), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("params", [Bm25Params(), Bm25Params(title_weight=0.0)])
+def test_a_version_1_bundle_scores_exactly_as_a_new_one(tmp_path: Path, params: Bm25Params) -> None:
+    write_bm25(tmp_path / "new", UNITS, DOC_TITLES, "english", UNIT_DOC)
+    write_version_1(tmp_path / "old", UNITS, DOC_TITLES)
+    new = Bm25Index(tmp_path / "new", UNIT_DOC, params, n_docs=len(DOC_TITLES))
+    old = Bm25Index(tmp_path / "old", UNIT_DOC, params, n_docs=len(DOC_TITLES))
+    for query in QUERIES:
+        assert np.array_equal(new.scores(query), old.scores(query))
+
+
+def test_postings_are_mapped_not_copied(tmp_path: Path) -> None:
+    write_bm25(tmp_path / "bm25", UNITS, DOC_TITLES, "english", UNIT_DOC)
+    index = Bm25Index(tmp_path / "bm25", UNIT_DOC, Bm25Params(), n_docs=len(DOC_TITLES))
+    mapped = {
+        line.split()[-1] for line in Path("/proc/self/maps").read_text().splitlines() if str(tmp_path) in line
+    }
+    assert {Path(m).name for m in mapped} >= {"body_units.npy", "body_tf.npy", "title_docs.npy"}
+    assert index.scores("boiling").max() > 0
+
+
+def test_units_out_of_document_order_are_refused(tmp_path: Path) -> None:
+    write_bm25(tmp_path / "bm25", UNITS, DOC_TITLES, "english", UNIT_DOC)
+    with pytest.raises(BundleCorrupt, match="not grouped by document"):
+        Bm25Index(tmp_path / "bm25", UNIT_DOC[::-1].copy(), Bm25Params(), n_docs=len(DOC_TITLES))

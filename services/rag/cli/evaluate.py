@@ -28,7 +28,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise RagError("--bundle needs --eval-set DIR (queries.jsonl and qrels/<split>.tsv)")
     eval_set = load_eval_set(args.eval_set, args.split)
     pipeline = Pipeline.from_settings(settings_from(args), args.bundle)
-    known = {d.id for d in pipeline.bundle.documents}
+    known = set(pipeline.bundle.documents.ids)
     absent = sorted({d for judged in eval_set.qrels.values() for d in judged} - known)
     if absent:  # a degraded corpus shows up here first; the score says how much it matters
         print(

@@ -43,8 +43,8 @@ class FilterSchema:
     def of(cls, bundle: Bundle) -> FilterSchema:
         # The same flattening as the bundle's own filter index: lists count per item, scalars as strings.
         values: dict[str, set[str]] = defaultdict(set)
-        for doc in bundle.documents:
-            for key, value in doc.metadata.items():
+        for metadata in bundle.documents.metadata:  # not the documents: their texts stay in the store
+            for key, value in metadata.items():
                 for item in value if isinstance(value, list) else [value]:
                     if isinstance(item, str | int | float | bool):
                         values[key].add(str(item))

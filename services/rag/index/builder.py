@@ -271,6 +271,7 @@ class Builder:
             unit_texts(documents, seg, with_title=False),
             [d.title for d in documents],
             config.stemmer,
+            seg.unit_doc,
         )
         report_progress("index", 2, 4)
         write_dense(tmp, vectors.units, config.dense_index, config.hnsw_m, config.hnsw_ef_construction)

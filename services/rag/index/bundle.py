@@ -23,8 +23,8 @@ from .manifest import (
     ARTIFACT_INFO,
     BM25_DIR,
     DENSE_FILE,
-    FORMAT_VERSION,
     MANIFEST_NAME,
+    READABLE_VERSIONS,
     SENTENCE_VECTORS_FILE,
     STORE_FILE,
     Evaluation,
@@ -32,7 +32,7 @@ from .manifest import (
     manifest_json,
 )
 from .mapped import map_npy, release
-from .store import read_store
+from .store import StoredDocuments, read_store
 from .validate import check_files, check_segmentation, check_vectors
 
 __all__ = ["Bundle", "parse_manifest", "read_manifest", "record_evaluation", "verify_bundle"]
@@ -55,9 +55,10 @@ def parse_manifest(data: bytes, where: str) -> Manifest:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleCorrupt(f"{where}: not valid JSON ({exc})") from None
     version = raw.get("format_version") if isinstance(raw, dict) else None
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
+        readable = " and ".join(map(str, READABLE_VERSIONS))
         raise BundleVersionError(
-            f"{where}: bundle format version {version!r} is not supported (this build reads {FORMAT_VERSION})"
+            f"{where}: bundle format version {version!r} is not supported (this build reads {readable})"
         )
     try:
         return Manifest.model_validate(raw)
@@ -118,7 +119,7 @@ class Bundle:
         self,
         path: Path,
         manifest: Manifest,
-        documents: list[Document],
+        documents: StoredDocuments,
         seg: Segmentation,
         bm25: Bm25Index,
         dense: DenseIndex,
@@ -168,7 +169,7 @@ class Bundle:
         # Every array is checked (validate.py) before scipy, FAISS or an index into it can trust it.
         try:
             documents, seg = read_store(path / STORE_FILE)
-            check_segmentation(seg, documents, manifest.counts)
+            check_segmentation(seg, documents.text_lengths, manifest.counts)
             lexical = Bm25Index(path / BM25_DIR, seg.unit_doc, bm25 or Bm25Params(), n_docs=len(documents))
             dense_index = DenseIndex(path, manifest.build.dense_index, dense, threads=threads)
             if dense_index.size != seg.n_units or dense_index.dim != manifest.embedding_model.dim:
@@ -184,12 +185,14 @@ class Bundle:
         return cls(path, manifest, documents, seg, lexical, dense_index, sentence_vectors)
 
     @staticmethod
-    def _index_fields(documents: list[Document]) -> dict[str, dict[str, np.ndarray]]:
+    def _index_fields(documents: StoredDocuments) -> dict[str, dict[str, np.ndarray]]:
         rows: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
-        for i, doc in enumerate(documents):
-            rows["doc_id"][doc.id].append(i)
-            rows["title"][doc.title].append(i)
-            for key, value in doc.metadata.items():
+        for i, (doc_id, title, metadata) in enumerate(
+            zip(documents.ids, documents.titles, documents.metadata, strict=True)
+        ):
+            rows["doc_id"][doc_id].append(i)
+            rows["title"][title].append(i)
+            for key, value in metadata.items():
                 for item in value if isinstance(value, list) else [value]:
                     if isinstance(item, str | int | float | bool):
                         rows[key][str(item)].append(i)

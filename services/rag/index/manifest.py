@@ -15,6 +15,7 @@ __all__ = [
     "DENSE_FILE",
     "FORMAT_VERSION",
     "MANIFEST_NAME",
+    "READABLE_VERSIONS",
     "SENTENCE_VECTORS_FILE",
     "STORE_FILE",
     "UNIT_VECTORS_FILE",
@@ -25,7 +26,10 @@ __all__ = [
     "manifest_json",
 ]
 
-FORMAT_VERSION = 1
+# 2: BM25 postings term-major and memory-mapped (bm25/*_offsets.npy …), dense kinds hnsw-sq8 and ivf-pq.
+# Version 1 bundles still load (their BM25 counts are converted in memory); a version 1 reader refuses 2.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MANIFEST_NAME = "manifest.json"
 ARTIFACT_INFO = "artifact.json"  # written by `rag artifacts pull` beside the manifest, not listed in it
 

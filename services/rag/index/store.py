@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import operator
+import os
 import sqlite3
-from collections import defaultdict
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args, overload
 
 import numpy as np
 
@@ -15,7 +19,7 @@ from ..corpus.documents import Block, BlockKind
 from ..errors import BundleCorrupt
 from .manifest import STORE_FILE
 
-__all__ = ["read_store", "write_store"]
+__all__ = ["StoredDocuments", "read_store", "write_store"]
 
 _KINDS = frozenset(get_args(BlockKind))
 
@@ -88,35 +92,97 @@ def _write_structure(con: sqlite3.Connection, documents: list[Document]) -> None
     )
 
 
-def _read_structure(
-    con: sqlite3.Connection, n_documents: int
-) -> tuple[dict[int, list[Block]], dict[int, list[int]]]:
+class StoredDocuments(Sequence[Document]):
+    """A bundle's documents, each read from the store when asked; the most recently read are kept (an LRU).
+
+    What requests need of every document stays in memory: ids, titles and metadata (filters, lookups) and text
+    lengths (the load-time checks). A worker holds no text it is not citing: loaded whole, the texts cost
+    ~0.5 GB per million sentence units per process (docs/BENCHMARKS.md, "Scale")."""
+
+    def __init__(self, path: Path, rows: list[tuple[str, str, int, str]], cache_size: int = 4096) -> None:
+        self._path = path
+        self.ids = [row[0] for row in rows]
+        self.titles = [row[1] for row in rows]
+        self.text_lengths = np.asarray([row[2] for row in rows], dtype=np.int64)
+        self.metadata: list[dict[str, Any]] = [json.loads(row[3]) for row in rows]
+        self._lock = threading.Lock()
+        self._connection: sqlite3.Connection | None = None
+        self._pid = 0
+        self._structured = False
+        self._cached = lru_cache(maxsize=cache_size)(self._read)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @overload
+    def __getitem__(self, index: int) -> Document: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Document]: ...
+
+    def __getitem__(self, index: int | slice) -> Document | list[Document]:
+        if isinstance(index, slice):
+            return [self._cached(i) for i in range(*index.indices(len(self)))]
+        row = operator.index(index)
+        if not -len(self) <= row < len(self):
+            raise IndexError(f"document row {row} out of range")
+        return self._cached(row % len(self))
+
+    def _read(self, row: int) -> Document:
+        with self._lock:
+            con = self._open()
+            (text,) = con.execute("SELECT text FROM documents WHERE row = ?", (row,)).fetchone()
+            blocks, pages = _read_structure(con, row) if self._structured else ((), ())
+        return Document(self.ids[row], self.titles[row], text, self.metadata[row], blocks, pages)
+
+    def _open(self) -> sqlite3.Connection:
+        # One connection per process: a worker forked from a master that loaded the bundle (preload) must
+        # not share the master's SQLite handle.
+        if self._connection is None or self._pid != os.getpid():
+            self._connection = sqlite3.connect(
+                f"file:{self._path}?mode=ro", uri=True, check_same_thread=False
+            )
+            self._pid = os.getpid()
+            self._structured = _has_structure(self._connection)
+        return self._connection
+
+
+def _has_structure(con: sqlite3.Connection) -> bool:
     tables = {name for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    blocks: dict[int, list[Block]] = defaultdict(list)
-    pages: dict[int, list[int]] = defaultdict(list)
-    if "blocks" in tables:
-        query = "SELECT doc_row, char_start, char_end, kind, section FROM blocks ORDER BY doc_row, char_start"
-        for doc_row, start, end, kind, section in con.execute(query):
-            if kind not in _KINDS:
-                raise BundleCorrupt(f"{STORE_FILE}: block of unknown kind {kind!r}")
-            blocks[doc_row].append(Block(start, end, kind, section))
-    if "pages" in tables:
-        for doc_row, start in con.execute("SELECT doc_row, char_start FROM pages ORDER BY doc_row, page"):
-            pages[doc_row].append(start)
-    if any(not 0 <= row < n_documents for row in (*blocks, *pages)):
-        raise BundleCorrupt(f"{STORE_FILE}: blocks or pages of a document that does not exist")
-    return blocks, pages
+    return {"blocks", "pages"} <= tables
 
 
-def read_store(path: Path) -> tuple[list[Document], Segmentation]:
+def _read_structure(con: sqlite3.Connection, row: int) -> tuple[tuple[Block, ...], tuple[int, ...]]:
+    blocks = con.execute(
+        "SELECT char_start, char_end, kind, section FROM blocks WHERE doc_row = ? ORDER BY char_start", (row,)
+    ).fetchall()
+    pages = con.execute("SELECT char_start FROM pages WHERE doc_row = ? ORDER BY page", (row,)).fetchall()
+    return tuple(Block(*block) for block in blocks), tuple(start for (start,) in pages)
+
+
+def _check_structure(con: sqlite3.Connection, n_documents: int) -> None:
+    """Block kinds and document rows are checked once at load, as the rest of the store is."""
+    if not _has_structure(con):
+        return
+    kinds = ",".join(f"'{kind}'" for kind in sorted(_KINDS))
+    (unknown,) = con.execute(f"SELECT COUNT(*) FROM blocks WHERE kind NOT IN ({kinds})").fetchone()
+    if unknown:
+        raise BundleCorrupt(f"{STORE_FILE}: {unknown} block(s) of unknown kind")
+    for table in ("blocks", "pages"):
+        (stray,) = con.execute(
+            f"SELECT COUNT(*) FROM {table} WHERE doc_row < 0 OR doc_row >= ?", (n_documents,)
+        ).fetchone()
+        if stray:
+            raise BundleCorrupt(f"{STORE_FILE}: blocks or pages of a document that does not exist")
+
+
+def read_store(path: Path) -> tuple[StoredDocuments, Segmentation]:
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        rows = con.execute("SELECT doc_id, title, text, metadata FROM documents ORDER BY row").fetchall()
-        blocks, pages = _read_structure(con, len(rows))
-        documents = [
-            Document(doc_id, title, text, json.loads(metadata), tuple(blocks[i]), tuple(pages[i]))
-            for i, (doc_id, title, text, metadata) in enumerate(rows)
-        ]
+        rows = con.execute(
+            "SELECT doc_id, title, length(text), metadata FROM documents ORDER BY row"
+        ).fetchall()
+        _check_structure(con, len(rows))
         sentences = np.asarray(
             con.execute("SELECT doc_row, idx, char_start, char_end FROM sentences ORDER BY row").fetchall(),
             dtype=np.int64,
@@ -136,4 +202,4 @@ def read_store(path: Path) -> tuple[list[Document], Segmentation]:
         unit_first=units[:, 1],
         unit_last=units[:, 2],
     )
-    return documents, seg
+    return StoredDocuments(path, rows), seg

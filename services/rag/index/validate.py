@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..corpus import Document, Segmentation
+from ..corpus import Segmentation
 from ..errors import BundleCorrupt
 
 __all__ = ["check_csr", "check_files", "check_segmentation", "check_vectors"]
@@ -59,9 +59,10 @@ def check_csr(
         raise _fail(f"{where} data", "counts must be finite and non-negative")
 
 
-def check_segmentation(seg: Segmentation, documents: list[Document], counts: Mapping[str, int]) -> None:
-    """Rows agree with the manifest's counts; every sentence lies inside its document's text; every unit is a
-    non-empty run of its own document's sentences."""
+def check_segmentation(seg: Segmentation, text_lengths: np.ndarray, counts: Mapping[str, int]) -> None:
+    """Rows agree with the manifest's counts; every sentence lies inside its document's text (`text_lengths`,
+    one per document); every unit is a non-empty run of its own document's sentences."""
+    documents = text_lengths
     found = {"documents": len(documents), "sentences": seg.n_sentences, "units": seg.n_units}
     for name, number in found.items():
         if name in counts and counts[name] != number:
@@ -70,7 +71,7 @@ def check_segmentation(seg: Segmentation, documents: list[Document], counts: Map
     _within("store.sqlite units.doc_row", seg.unit_doc, 0, len(documents))
     _within("store.sqlite units.first_sentence", seg.unit_first, 0, max(seg.n_sentences, 1))
     _within("store.sqlite units.last_sentence", seg.unit_last, 1, seg.n_sentences + 1)
-    lengths = np.asarray([len(d.text) for d in documents], dtype=np.int64)
+    lengths = text_lengths
     if seg.n_sentences and (
         np.any(seg.sent_start < 0)
         or np.any(seg.sent_end < seg.sent_start)
