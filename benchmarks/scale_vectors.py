@@ -80,7 +80,7 @@ class Mixture:
     basis: np.ndarray  # [dim, dim]: the residual covariance's square root
 
     @classmethod
-    def fit(cls, real: np.ndarray, clusters: int = 1024, seed: int = 0) -> Mixture:
+    def fit(cls, real: np.ndarray, clusters: int = 4096, seed: int = 0) -> Mixture:
         import faiss
 
         kmeans = faiss.Kmeans(real.shape[1], clusters, niter=20, seed=seed, spherical=False, verbose=False)

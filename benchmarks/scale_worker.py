@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import faiss  # noqa: F401  (its libraries load before the first measurement, not inside the index' share)
 import numpy as np
 
 from rag.config import DenseParams

@@ -176,6 +176,21 @@ def _check_structure(con: sqlite3.Connection, n_documents: int) -> None:
             raise BundleCorrupt(f"{STORE_FILE}: blocks or pages of a document that does not exist")
 
 
+def _read_rows(con: sqlite3.Connection, table: str, columns: str) -> np.ndarray:
+    """A table's integer columns as one array, read in slices: a list of every row as Python tuples costs
+    ~10× the array, and the allocator keeps that peak after it is freed."""
+    (count,) = con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()
+    out = np.empty((count, columns.count(",") + 1), dtype=np.int64)
+    cursor = con.execute(f"SELECT {columns} FROM {table} ORDER BY row")
+    done = 0
+    while rows := cursor.fetchmany(65_536):
+        if done + len(rows) > count:
+            raise BundleCorrupt(f"{STORE_FILE}: {table} changed while it was read")
+        out[done : done + len(rows)] = rows
+        done += len(rows)
+    return out[:done]
+
+
 def read_store(path: Path) -> tuple[StoredDocuments, Segmentation]:
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
@@ -183,14 +198,8 @@ def read_store(path: Path) -> tuple[StoredDocuments, Segmentation]:
             "SELECT doc_id, title, length(text), metadata FROM documents ORDER BY row"
         ).fetchall()
         _check_structure(con, len(rows))
-        sentences = np.asarray(
-            con.execute("SELECT doc_row, idx, char_start, char_end FROM sentences ORDER BY row").fetchall(),
-            dtype=np.int64,
-        ).reshape(-1, 4)
-        units = np.asarray(
-            con.execute("SELECT doc_row, first_sentence, last_sentence FROM units ORDER BY row").fetchall(),
-            dtype=np.int64,
-        ).reshape(-1, 3)
+        sentences = _read_rows(con, "sentences", "doc_row, idx, char_start, char_end")
+        units = _read_rows(con, "units", "doc_row, first_sentence, last_sentence")
     finally:
         con.close()
     seg = Segmentation(
