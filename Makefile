@@ -99,7 +99,10 @@ bench-models: $(BIN)/.installed  ## model latency: torch fp32/bf16 vs ONNX fp32/
 bench-image: $(BIN)/.installed  ## image size and cold start with production-size int8 models (BENCH_ARGS=--quick: dry run)
 	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/python benchmarks/bench_cold_start.py $(BENCH_ARGS)
 
-.PHONY: bench-incremental bench-ingest-latency bench-formats
+.PHONY: bench-incremental bench-ingest-latency bench-formats bench-scale
+bench-scale: $(BIN)/.installed $(MODELS_DIR)/.fetched  ## one pod's limits: each dense index kind at 100k (real), 1M and 5M units; build, memory, p50/p99, recall@10, plot (~45 min, 16 GB RAM, 25 GB disk; BENCH_ARGS=--quick: 100k only)
+	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/python benchmarks/bench_scale.py $(BENCH_ARGS)
+
 bench-formats: $(BIN)/.installed  ## corpus formats: load + segment speed per format (pages/s for PDF), PDF libraries compared (~2 min)
 	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/python benchmarks/bench_formats.py $(BENCH_ARGS)
 

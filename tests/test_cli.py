@@ -85,3 +85,25 @@ def test_console_script_is_installed() -> None:
         [sys.executable, "-m", "rag.cli", "--help"], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0 and "build" in result.stdout and "eval" in result.stdout
+
+
+@pytest.mark.parametrize("kind", ["ivf-pq", "hnsw-sq8"])
+def test_a_compressed_index_answers_as_the_flat_one(
+    env, kind: str, tmp_path: Path, corpus_dir: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RAG_DENSE_INDEX (the setting under test) picks a compressed index; its head is re-scored against the
+    exact vectors, so on a corpus this small the answers are the flat index' own."""
+    code, _, _ = run(capsys, "build", str(corpus_dir), "--out", str(tmp_path / "flat"), "--quiet")
+    assert code == 0
+    monkeypatch.setenv("RAG_DENSE_INDEX", kind)
+    code, out, _ = run(capsys, "build", str(corpus_dir), "--out", str(tmp_path / kind), "--quiet")
+    assert code == 0
+    manifest = json.loads((tmp_path / kind / "manifest.json").read_text())
+    assert manifest["build"]["dense_index"] == kind and "unit_vectors.npy" in manifest["files"]
+    for question in ("When was the Eiffel Tower completed?", "What do roots absorb?", "Why do cats purr?"):
+        answers = []
+        for bundle in ("flat", kind):
+            code, out, _ = run(capsys, "ask", str(tmp_path / bundle), question, "--json")
+            assert code == 0
+            answers.append([(e["doc_id"], e["sentence_id"]) for e in json.loads(out)["evidence"]])
+        assert answers[0] == answers[1]

@@ -174,8 +174,10 @@ class DenseParams(BaseModel):
 
     ef_search: int = Field(64, ge=1, description="HNSW search breadth (`hnsw` and `hnsw-sq8` bundles)")
     nprobe: int = Field(32, ge=1, description="inverted lists searched per query (`ivf-pq` bundles)")
+    # 10: at 5M units (docs/BENCHMARKS.md, "Scale") ivf-pq's recall@10 is 0.925 re-scoring 4 per unit wanted,
+    # 0.977 re-scoring 10, for 3.1 ms p50.
     rescore: int = Field(
-        4,
+        10,
         ge=1,
         le=64,
         description="compressed indexes (`hnsw-sq8`, `ivf-pq`): candidates per wanted unit re-scored against "
