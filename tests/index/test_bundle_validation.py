@@ -37,28 +37,27 @@ def tampered(sample_bundle: Path, folder: Path, change: Callable[[Path], None]) 
     return bundle
 
 
+def _set_bm25(bundle: Path, name: str, row: int, value: float) -> None:
+    path = bundle / "bm25" / name
+    array = np.load(path)
+    array[row] = value
+    np.save(path, array)
+
+
 def bm25_indices_out_of_range(bundle: Path) -> None:
-    path = bundle / "bm25" / "body_units.npy"
-    indices = np.load(path)
-    indices[len(indices) // 2] = 10**8
-    np.save(path, indices)
+    _set_bm25(bundle, "body_units.npy", len(np.load(bundle / "bm25" / "body_units.npy")) // 2, 10**8)
 
 
 def bm25_title_on_a_missing_document(bundle: Path) -> None:
-    path = bundle / "bm25" / "title_docs.npy"
-    np.save(path, np.load(path) + 10**6)
+    _set_bm25(bundle, "title_docs.npy", 0, 10**6)
 
 
 def bm25_negative_length(bundle: Path) -> None:
-    path = bundle / "bm25" / "unit_length.npy"
-    lengths = np.load(path)
-    lengths[0] = -1
-    np.save(path, lengths)
+    _set_bm25(bundle, "unit_length.npy", 0, -1)
 
 
 def bm25_frequency_past_the_units(bundle: Path) -> None:
-    path = bundle / "bm25" / "df_titled.npy"
-    np.save(path, np.load(path) + 10**9)
+    _set_bm25(bundle, "df_titled.npy", 0, 10**9)
 
 
 def bm25_header_lies_about_its_shape(bundle: Path) -> None:

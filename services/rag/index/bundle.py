@@ -31,9 +31,9 @@ from .manifest import (
     Manifest,
     manifest_json,
 )
-from .mapped import map_npy, release
+from .mapped import map_vectors
 from .store import StoredDocuments, read_store
-from .validate import check_files, check_segmentation, check_vectors
+from .validate import check_files, check_segmentation
 
 __all__ = ["Bundle", "parse_manifest", "read_manifest", "record_evaluation", "verify_bundle"]
 
@@ -99,10 +99,7 @@ def _sentence_vectors(path: Path, dense: DenseIndex, n_sentences: int) -> np.nda
     file = path / SENTENCE_VECTORS_FILE
     if not file.exists():
         return dense.vectors()
-    vectors = map_npy(file, random_access=True)
-    check_vectors(SENTENCE_VECTORS_FILE, vectors, n_sentences, dense.dim)
-    release(vectors)
-    return vectors
+    return map_vectors(file, n_sentences, dense.dim)
 
 
 @dataclass(frozen=True)

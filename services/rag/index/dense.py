@@ -19,8 +19,7 @@ import numpy as np
 from ..config import DenseKind, DenseParams
 from ..errors import BundleCorrupt
 from .manifest import DENSE_FILE, UNIT_VECTORS_FILE
-from .mapped import map_npy, release
-from .validate import check_vectors
+from .mapped import map_vectors
 
 __all__ = ["COMPRESSED", "DenseIndex", "IvfPqShape", "write_dense"]
 
@@ -113,13 +112,9 @@ class DenseIndex:
         self.dim = int(self._index.d)
         self.size = int(self._index.ntotal)
         self.params = params or DenseParams()
-        self._exact = self._map_exact(folder) if kind in COMPRESSED else None
-
-    def _map_exact(self, folder: Path) -> np.ndarray:
-        exact = map_npy(folder / UNIT_VECTORS_FILE, random_access=True)
-        check_vectors(UNIT_VECTORS_FILE, exact, self.size, self.dim)
-        release(exact)  # the check read every page; queries read a few hundred rows each
-        return exact
+        self._exact = (
+            map_vectors(folder / UNIT_VECTORS_FILE, self.size, self.dim) if kind in COMPRESSED else None
+        )
 
     def vectors(self) -> np.ndarray:
         """All unit vectors (float32 [size, dim]), read-only and zero-copy: the exact file of a compressed

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BundleCorrupt
+from .validate import check_vectors
 
-__all__ = ["map_npy", "release"]
+__all__ = ["map_npy", "map_vectors", "release"]
 
 
 def map_npy(path: Path, *, random_access: bool = False) -> np.ndarray:
@@ -58,3 +59,12 @@ def release(array: np.ndarray) -> None:
         base = base.obj
     if isinstance(base, mmap.mmap):
         base.madvise(mmap.MADV_DONTNEED)
+
+
+def map_vectors(path: Path, rows: int, dim: int) -> np.ndarray:
+    """A float32 [rows, dim] vector file, mapped for random reads and checked; the check's pages are then
+    dropped from the resident set (queries read a few hundred rows each)."""
+    vectors = map_npy(path, random_access=True)
+    check_vectors(path.name, vectors, rows, dim)
+    release(vectors)
+    return vectors
