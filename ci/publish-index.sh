@@ -6,6 +6,8 @@
 #   RAG_ARTIFACTS_URI  s3://bucket/prefix of published bundles                 (required)
 #   CHANNEL            the channel to promote the version to                   (default: staging)
 #   VERSION            the version name                                        (default: <build time>-<corpus id>)
+#   RAG_MILVUS_URI     a Milvus server: the version is also loaded into its collection there, checked, and
+#                      the channel's alias moves with the S3 channel                (default: unset, S3 only)
 #   RAG_S3_ENDPOINT_URL, AWS_*   an S3-compatible endpoint and credentials (boto3's default chain)
 #   VENV               the virtualenv holding `rag`                            (default: .venv, else PATH)
 #
@@ -23,6 +25,9 @@ require_rag
 pushed=$(rag artifacts push "$BUNDLE" --json ${VERSION:+--version "$VERSION"})
 # the CLI's own JSON, read by Python (always beside rag) rather than by a jq the runner may not have
 version=$(printf '%s' "$pushed" | python3 -c 'import json, sys; print(json.load(sys.stdin)["version"])')
+if [ -n "${RAG_MILVUS_URI:-}" ]; then
+  rag artifacts publish-milvus "$BUNDLE" --version "$version" >&2 # before promote, which moves the alias
+fi
 rag artifacts promote "$version" --channel "$CHANNEL" >&2
 gh_output version "$version"
 gh_summary "### Index published" "" "version \`$version\` → channel \`$CHANNEL\` ($RAG_ARTIFACTS_URI)"

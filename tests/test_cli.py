@@ -91,15 +91,16 @@ def test_console_script_is_installed() -> None:
 def test_a_compressed_index_answers_as_the_flat_one(
     env, kind: str, tmp_path: Path, corpus_dir: Path, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """RAG_DENSE_INDEX (the setting under test) picks a compressed index; its head is re-scored against the
-    exact vectors, so on a corpus this small the answers are the flat index' own."""
+    """RAG_DENSE_INDEX (the setting under test) picks a compressed index; on a corpus this small its 8-bit
+    codes order the candidates as the exact vectors do, so the answers are the flat index' own."""
     code, _, _ = run(capsys, "build", str(corpus_dir), "--out", str(tmp_path / "flat"), "--quiet")
     assert code == 0
     monkeypatch.setenv("RAG_DENSE_INDEX", kind)
     code, out, _ = run(capsys, "build", str(corpus_dir), "--out", str(tmp_path / kind), "--quiet")
     assert code == 0
     manifest = json.loads((tmp_path / kind / "manifest.json").read_text())
-    assert manifest["build"]["dense_index"] == kind and "unit_vectors.npy" in manifest["files"]
+    assert manifest["build"]["dense_index"] == kind
+    assert ("unit_codes.npy" in manifest["files"]) == (kind == "ivf-pq")
     for question in ("When was the Eiffel Tower completed?", "What do roots absorb?", "Why do cats purr?"):
         answers = []
         for bundle in ("flat", kind):

@@ -29,7 +29,7 @@ from rag.index import Bm25Params, Builder, Bundle, read_manifest
 from rag.models import EmbeddingModel, load_embedder, load_reranker
 from rag.pipeline import Pipeline
 
-__all__ = ["EvalRunner", "Variant"]
+__all__ = ["EvalRunner", "Variant", "ranked_sentences"]
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ class EvalRunner:
             question = data.queries[qid]
             ranking = pipeline.rank(question)
             top = [
-                (e.doc_id, (e.char_start, e.char_end)) for e in _ranked_sentences(pipeline, ranking, max(ks))
+                (e.doc_id, (e.char_start, e.char_end)) for e in ranked_sentences(pipeline, ranking, max(ks))
             ]
             answer = pipeline.compose(question, ranking, pipeline.params)
             picked = [(e.doc_id, (e.char_start, e.char_end)) for e in answer.evidence]
@@ -359,7 +359,7 @@ class EvalRunner:
             pipeline = self.pipeline(variant)
             per_question = []
             for q in data.questions:
-                top = [e.text for e in _ranked_sentences(pipeline, pipeline.rank(q.question), 3)]
+                top = [e.text for e in ranked_sentences(pipeline, pipeline.rank(q.question), 3)]
                 hit = [any(a in s for a in q.answers) for s in top]
                 per_question.append((q.article in tune_articles, any(hit[:1]), any(hit[:3])))
             arr = np.asarray(per_question, dtype=bool)
@@ -423,7 +423,7 @@ class EvalRunner:
         }
 
 
-def _ranked_sentences(pipeline: Pipeline, ranking: Any, k: int) -> list[Any]:
+def ranked_sentences(pipeline: Pipeline, ranking: Any, k: int) -> list[Any]:
     """The top-k evidence candidates as Evidence records: the same path the answer's evidence comes from."""
     rows, relevance = pipeline.evidence.candidates(ranking, pipeline.params)
     return [pipeline.units.evidence(int(r), float(v)) for r, v in zip(rows[:k], relevance[:k], strict=True)]

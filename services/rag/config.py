@@ -47,8 +47,8 @@ Unit = Literal["sentence", "passage", "document"]
 Fusion = Literal["convex", "rrf"]
 RerankText = Literal["best-sentence", "unit"]
 EvidenceBlock = Literal["paragraph", "list_item", "table", "code"]
-# flat and hnsw hold float32 vectors; hnsw-sq8 and ivf-pq hold compressed codes and re-score their head
-# against the exact vectors, memory-mapped (docs/BENCHMARKS.md, "Scale").
+# flat and hnsw hold float32 vectors; hnsw-sq8 searches 8-bit codes; ivf-pq searches product-quantised codes
+# and re-scores its head with 8-bit codes, memory-mapped (docs/BENCHMARKS.md, "Scale").
 DenseKind = Literal["flat", "hnsw", "hnsw-sq8", "ivf-pq"]
 
 
@@ -66,7 +66,7 @@ class BuildConfig(BaseModel):
     dense_index: DenseKind = Field(
         "flat",
         description="`flat` (exact), `hnsw` (graph), or compressed for large corpora: `hnsw-sq8` (graph over "
-        "8-bit codes) or `ivf-pq` (inverted lists of product-quantised codes), both re-scored exactly",
+        "8-bit codes) or `ivf-pq` (inverted lists of product-quantised codes, re-scored with 8-bit codes)",
     )
     hnsw_m: int = Field(32, ge=4, le=128, description="HNSW links per vector")
     hnsw_ef_construction: int = Field(200, ge=16, le=2048, description="HNSW build breadth")
@@ -180,8 +180,7 @@ class DenseParams(BaseModel):
         10,
         ge=1,
         le=64,
-        description="compressed indexes (`hnsw-sq8`, `ivf-pq`): candidates per wanted unit re-scored against "
-        "the exact vectors",
+        description="`ivf-pq`: candidates per wanted unit re-scored with the 8-bit codes",
     )
 
 
@@ -372,6 +371,28 @@ class ArtifactSettings(BaseModel):
     )
 
 
+class MilvusSettings(BaseModel):
+    """Retrieval from Milvus (RAG_RETRIEVAL_BACKEND=milvus): candidates come from the collection
+    `rag artifacts publish-milvus` loaded the served bundle's version into (README "Retrieval on Milvus")."""
+
+    retrieval_backend: Literal["bundle", "milvus"] = Field(
+        "bundle", description="where the lexical and dense candidates come from: the loaded bundle, or Milvus"
+    )
+    milvus_uri: str | None = Field(None, description="the Milvus server, e.g. http://milvus:19530")
+    milvus_token: SecretStr | None = Field(
+        None, description="`user:password` or an API key, if the server asks"
+    )
+    milvus_prefix: str = Field(
+        "rag", description="collections are `<prefix>_v_<version>`, channel aliases `<prefix>_c_<channel>`"
+    )
+    milvus_timeout_seconds: float = Field(
+        2.0, gt=0, description="deadline of one Milvus call (a search, a readiness check)"
+    )
+    milvus_bm25: bool = Field(
+        True, description="BM25 in Milvus (2.5 and later); false for older servers: dense candidates only"
+    )
+
+
 class IngestSettings(BaseModel):
     """Ingestion jobs: build a bundle on this node, then swap to it (README "Ingestion jobs")."""
 
@@ -426,6 +447,7 @@ SETTINGS_GROUPS: dict[str, type[BaseModel]] = {
     "retrieval": RetrievalSettings,
     "build": BuildSettings,
     "artifacts": ArtifactSettings,
+    "milvus": MilvusSettings,
     "ingest": IngestSettings,
     "generation": GenerationSettings,
 }
@@ -437,6 +459,7 @@ class Settings(
     RetrievalSettings,
     BuildSettings,
     ArtifactSettings,
+    MilvusSettings,
     IngestSettings,
     GenerationSettings,
     BaseSettings,
@@ -461,6 +484,8 @@ class Settings(
                 "hot reload (RAG_RELOAD_INTERVAL_SECONDS) needs RAG_ARTIFACTS_URI and RAG_RELOAD_CHANNEL"
             )
         self._check_generation()
+        if self.retrieval_backend == "milvus" and not self.milvus_uri:
+            raise ValueError("RAG_RETRIEVAL_BACKEND=milvus needs RAG_MILVUS_URI")
         return self
 
     def _check_generation(self) -> None:
@@ -490,6 +515,8 @@ class Settings(
         "generation_prompt",
         "generation_prompt_file",
         "embedding_cache",
+        "milvus_uri",
+        "milvus_token",
         mode="before",
     )
     @classmethod

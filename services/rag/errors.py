@@ -28,12 +28,14 @@ __all__ = [
     "JobBusy",
     "JobConflict",
     "JobNotActive",
+    "MilvusError",
     "ModelError",
     "NotReady",
     "Overloaded",
     "QueryError",
     "RagError",
     "ReloadRejected",
+    "RetrievalUnavailable",
     "StorageUnavailable",
     "Unauthorized",
     "UnknownDocument",
@@ -161,6 +163,22 @@ class ReloadRejected(ArtifactError):
     """A hot-reload version that failed to load before (it is not tried again)."""
 
     error_type = "reload_rejected"
+
+
+class MilvusError(RagError):
+    """A Milvus collection that cannot be published or served: wrong row count, failed probe, too-long text."""
+
+    error_type = "milvus_error"
+    status = 502
+
+
+class RetrievalUnavailable(RagError):
+    """Milvus (RAG_RETRIEVAL_BACKEND=milvus) unreachable, too slow, or without this version: retry later.
+
+    The request was not answered; `/ready` says the same, with the reason."""
+
+    error_type = "retrieval_unavailable"
+    status = 503
 
 
 class Overloaded(RagError):

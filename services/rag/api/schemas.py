@@ -168,7 +168,7 @@ class ErrorBody(BaseModel):
 
 
 class ReadyBody(BaseModel):
-    status: Literal["ready", "starting", "draining", "saturated", "failed"]
+    status: Literal["ready", "starting", "draining", "saturated", "unavailable", "failed"]
     reason: str | None = None
     corpus_id: str | None = None
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..artifacts.pull import read_artifact_info
 from ..config import Settings
-from ..errors import NotReady, RagError
+from ..errors import NotReady, RagError, RetrievalUnavailable
 from ..pipeline import Pipeline
 from ..redact import redact
 from .admission import Admission
@@ -36,9 +36,13 @@ def warm_up(pipeline: Pipeline) -> float:
 
     Returns a first guess, in seconds, of what an answer costs: the warm-up's time with its rerank stage
     scaled from 2 pairs to the `rerank_top_n` an answer scores."""
-    timings = pipeline.answer(
-        WARMUP_QUESTION, pipeline.resolve({"rerank": True, "rerank_top_n": 2})
-    ).timings_ms
+    params = pipeline.resolve({"rerank": True, "rerank_top_n": 2})
+    try:
+        timings = pipeline.answer(WARMUP_QUESTION, params).timings_ms
+    except RetrievalUnavailable:
+        # The retrieval engine is not up yet: the models warm on the bundle's own candidates, and /ready
+        # says what the pod waits for instead of the pod failing for good.
+        timings = pipeline.with_candidates(None).answer(WARMUP_QUESTION, params).timings_ms
     rerank_ms = timings.get("rerank", 0.0)
     return (timings.get("total", 0.0) + rerank_ms * (pipeline.params.rerank_top_n / 2 - 1)) / 1000.0
 
@@ -151,6 +155,8 @@ class ServiceState:
                 reason=f"{self.admission.in_flight} requests in flight",
                 corpus_id=corpus_id,
             )
+        if self.pipeline is not None and (reason := self.pipeline.unavailable()):
+            return ReadyBody(status="unavailable", reason=reason, corpus_id=corpus_id)
         return ReadyBody(status="ready", corpus_id=corpus_id)
 
     # ---- SIGTERM -----------------------------------------------------------------------------------------

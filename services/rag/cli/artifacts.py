@@ -75,19 +75,44 @@ def cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _point_milvus(channel: str, version: str) -> str:
+    """With RAG_MILVUS_URI set, point the channel's Milvus alias at the version's collection too. It runs
+    before the S3 record moves, so a version never published to Milvus leaves both where they were."""
+    settings = load_settings()
+    if not settings.milvus_uri:
+        return ""
+    from ..milvus import connect
+    from ..milvus.publish import point_alias
+    from ..milvus.schema import alias_name
+
+    point_alias(connect(settings), settings.milvus_prefix, channel, version)
+    return f"; Milvus alias {alias_name(settings.milvus_prefix, channel)} → {version}"
+
+
 def cmd_promote(args: argparse.Namespace) -> int:
     from .. import artifacts
 
-    channel = artifacts.promote(_store(args), args.version, args.channel)
-    print(f"channel {channel.name}: {channel.previous} → {channel.version}")
+    store = _store(args)
+    milvus = ""
+    if load_settings().milvus_uri:
+        artifacts.read_version_manifest(store, args.version)  # a version S3 lacks moves neither pointer
+        milvus = _point_milvus(args.channel, args.version)
+    channel = artifacts.promote(store, args.version, args.channel)
+    print(f"channel {channel.name}: {channel.previous} → {channel.version}{milvus}")
     return 0
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     from .. import artifacts
+    from ..errors import ArtifactNotFound
 
-    channel = artifacts.rollback(_store(args), args.channel)
-    print(f"channel {channel.name}: {channel.previous} → {channel.version} (rolled back)")
+    store = _store(args)
+    current = artifacts.read_channel(store, args.channel)
+    if not current.history:
+        raise ArtifactNotFound(f"channel {args.channel!r} has no earlier version to roll back to")
+    milvus = _point_milvus(args.channel, current.history[0])
+    channel = artifacts.rollback(store, args.channel)
+    print(f"channel {channel.name}: {channel.previous} → {channel.version} (rolled back){milvus}")
     return 0
 
 
@@ -110,6 +135,36 @@ def cmd_pull(args: argparse.Namespace) -> int:
     result = artifacts.pull_bundle(_store(args), Path(args.dest), version=args.version, channel=args.channel)
     state = "pulled and verified" if result.downloaded else "already present, verified"
     print(f"{state}: {result.version} → {result.path}")
+    return 0
+
+
+def cmd_publish_milvus(args: argparse.Namespace) -> int:
+    """Load a bundle into its version's collection (checked: row count, a probe search); with --channel,
+    point the channel's alias at it once the checks passed."""
+    from ..index import Bundle
+    from ..milvus import bundle_version, connect
+    from ..milvus.publish import point_alias, publish_bundle
+
+    settings = load_settings()
+    bundle = Bundle.from_settings(args.bundle, settings)  # verified against its manifest first
+    version = args.version or bundle_version(bundle)
+    client = connect(settings, args.milvus_uri)
+    published = publish_bundle(
+        client,
+        bundle,
+        version,
+        settings.milvus_prefix,
+        bm25=settings.milvus_bm25,
+        bm25_params=settings.bm25_params(),
+    )
+    previous = point_alias(client, settings.milvus_prefix, args.channel, version) if args.channel else None
+    result = {**published.__dict__, "channel": args.channel, "previous": previous}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        state = "published" if published.created else "already published, checked"
+        moved = f"; channel {args.channel}: {previous} → {version}" if args.channel else ""
+        print(f"{state}: {version} → {published.collection} ({published.rows:,} units){moved}")
     return 0
 
 
@@ -167,3 +222,15 @@ def add_parser(sub: Subcommands) -> None:
     which.add_argument("--channel")
     which.add_argument("--version")
     pull.add_argument("--dest", required=True, help="the bundle directory to fill (replaced whole)")
+    milvus = actions.add_parser(
+        "publish-milvus",
+        help="load a bundle version into Milvus, check it, and optionally point a channel's alias at it",
+    )
+    milvus.add_argument("bundle")
+    milvus.add_argument(
+        "--version", help="default: the version it was pulled as, else <build time>-<corpus id>"
+    )
+    milvus.add_argument("--channel", help="then point this channel's alias at the version")
+    milvus.add_argument("--milvus-uri", help="the Milvus server (env RAG_MILVUS_URI)")
+    milvus.add_argument("--json", action="store_true", help="print {collection, version, rows, created, …}")
+    milvus.set_defaults(func=cmd_publish_milvus)

@@ -17,6 +17,7 @@ from ..config import DenseParams, Settings
 from ..corpus import Document, Segmentation
 from ..errors import BundleCorrupt, BundleNotFound, BundleVersionError, QueryError, UnknownDocument
 from ..files import sha256_file, write_json_atomic
+from .codes import VectorRows
 from .dense import DenseIndex
 from .lexical import Bm25Index, Bm25Params
 from .manifest import (
@@ -93,7 +94,7 @@ def record_evaluation(path: str | Path, evaluation: Evaluation) -> Manifest:
     return updated
 
 
-def _sentence_vectors(path: Path, dense: DenseIndex, n_sentences: int) -> np.ndarray:
+def _sentence_vectors(path: Path, dense: DenseIndex, n_sentences: int) -> VectorRows:
     """Passage/document bundles keep their sentences' vectors in a file of their own (mapped: evidence reads
     a few rows per query); in sentence bundles they are the unit vectors."""
     file = path / SENTENCE_VECTORS_FILE
@@ -120,7 +121,7 @@ class Bundle:
         seg: Segmentation,
         bm25: Bm25Index,
         dense: DenseIndex,
-        sentence_vectors: np.ndarray,
+        sentence_vectors: VectorRows,
     ) -> None:
         self.path = path
         self.manifest = manifest
@@ -128,6 +129,7 @@ class Bundle:
         self.seg = seg
         self.bm25 = bm25
         self.dense = dense
+        # Indexed by unit (sentence) id: `rows[ids]` is float32 [len(ids), dim], decoded for compressed kinds.
         self.unit_vectors = dense.vectors()
         self.sentence_vectors = sentence_vectors
         self._fields = self._index_fields(documents)
@@ -222,11 +224,14 @@ class Bundle:
                 if set(condition) != {"not"}:
                     raise QueryError(f"filter {field!r}: only {{'not': ...}} is supported as an operator")
                 condition = condition["not"]
-            values = condition if isinstance(condition, list) else [condition]
             matched = np.zeros(len(self.documents), dtype=bool)
-            for value in values:
-                rows = self._fields[field].get(str(value))
-                if rows is not None:
-                    matched[rows] = True
+            matched[self.document_rows(field, condition)] = True
             allowed_docs &= ~matched if negate else matched
         return allowed_docs[self.seg.unit_doc]
+
+    def document_rows(self, field: str, values: Any) -> np.ndarray:
+        """Rows of the documents whose `field` equals (or, for a list field, contains) one of `values` (one
+        value or a list), compared as strings; a field no document has matches none."""
+        found = self._fields.get(field, {})
+        rows = [found[str(v)] for v in (values if isinstance(values, list) else [values]) if str(v) in found]
+        return np.unique(np.concatenate(rows)) if rows else np.zeros(0, dtype=np.int64)

@@ -1,9 +1,9 @@
 """Dense index over unit vectors (FAISS inner product on L2-normalised vectors = cosine), memory-mapped.
 
 Every kind is read with FAISS' zero-copy mmap flag, so the workers of a pod share one copy of it through the
-page cache instead of each holding its own. The compressed kinds (`hnsw-sq8`, `ivf-pq`) keep the exact
-float32 vectors beside the index (unit_vectors.npy, also mapped): the compressed scores choose a head of
-candidates, the exact vectors order it (docs/BENCHMARKS.md, "Scale").
+page cache instead of each holding its own. The compressed kinds hold no float32 vectors: `hnsw-sq8` searches
+and returns its own 8-bit codes; `ivf-pq` keeps 8-bit codes beside its product-quantised ones (codes.py,
+also mapped): the PQ scores choose a head of candidates, the 8-bit codes order it (docs/BENCHMARKS.md, "Scale").
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import numpy as np
 
 from ..config import DenseKind, DenseParams
 from ..errors import BundleCorrupt
-from .manifest import DENSE_FILE, UNIT_VECTORS_FILE
+from .codes import CodedVectors, DecodedRows, VectorRows, write_codes
+from .manifest import DENSE_FILE, UNIT_CODES_FILE, UNIT_VECTORS_FILE
 from .mapped import map_vectors
 
 __all__ = ["COMPRESSED", "DenseIndex", "IvfPqShape", "write_dense"]
@@ -67,7 +68,7 @@ class IvfPqShape:
 def write_dense(
     folder: Path, vectors: np.ndarray, kind: DenseKind, hnsw_m: int, ef_construction: int
 ) -> None:
-    """`dense.faiss` (and, for compressed kinds, the exact `unit_vectors.npy`) in `folder`."""
+    """`dense.faiss` (and, for `ivf-pq`, the 8-bit codes it re-scores with) in `folder`."""
     faiss = _faiss()
     dim = vectors.shape[1]
     if kind == "hnsw":
@@ -86,8 +87,8 @@ def write_dense(
         if len(vectors) and index.is_trained:
             index.add(vectors)
     faiss.write_index(index, str(folder / DENSE_FILE))
-    if kind in COMPRESSED:
-        np.save(folder / UNIT_VECTORS_FILE, vectors)
+    if kind == "ivf-pq":
+        write_codes(folder, vectors)
 
 
 def _training_sample(vectors: np.ndarray, index: Any) -> np.ndarray:
@@ -112,18 +113,28 @@ class DenseIndex:
         self.dim = int(self._index.d)
         self.size = int(self._index.ntotal)
         self.params = params or DenseParams()
-        self._exact = (
-            map_vectors(folder / UNIT_VECTORS_FILE, self.size, self.dim) if kind in COMPRESSED else None
-        )
+        self._rescoring = self._rescoring_rows(folder)
 
-    def vectors(self) -> np.ndarray:
-        """All unit vectors (float32 [size, dim]), read-only and zero-copy: the exact file of a compressed
-        index, else a view of the index' own storage.
+    def _rescoring_rows(self, folder: Path) -> VectorRows | None:
+        """What the head of a compressed search is re-ordered with, if anything."""
+        if (folder / UNIT_VECTORS_FILE).exists() and self.kind in COMPRESSED:  # built before 2026-12-03
+            return map_vectors(folder / UNIT_VECTORS_FILE, self.size, self.dim)
+        if self.kind == "ivf-pq":
+            if not (folder / UNIT_CODES_FILE).exists():
+                raise BundleCorrupt(f"{UNIT_CODES_FILE} is missing: an ivf-pq index re-scores with it")
+            return CodedVectors(folder, self.size, self.dim)
+        return None  # flat and hnsw are exact; hnsw-sq8 already searched with its codes
+
+    def vectors(self) -> VectorRows:
+        """All unit vectors, indexed by unit id: for `flat` and `hnsw` a read-only, zero-copy float32 view of
+        the index' own storage; for compressed kinds the rows they re-score with, decoded on request.
 
         The view keeps the index alive: a bare `rev_swig_ptr` view did not, so vectors kept past their
         index read freed memory (seen as garbage in a test; a segfault once the allocator unmaps it)."""
-        if self._exact is not None:
-            return self._exact
+        if self._rescoring is not None:
+            return self._rescoring
+        if self.kind == "hnsw-sq8":
+            return DecodedRows(self._index, self.size, self.dim)
         faiss = _faiss()
         flat = faiss.downcast_index(self._index.storage) if self.kind == "hnsw" else self._index
         if self.size == 0:
@@ -139,16 +150,16 @@ class DenseIndex:
         if k == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         query = query.reshape(1, -1).astype(np.float32)
-        head = min(k * self.params.rescore, self.size) if self._exact is not None else k
+        head = min(k * self.params.rescore, self.size) if self._rescoring is not None else k
         scores, ids = self._index.search(query, head, params=self._search_params(allowed))
         keep = ids[0] >= 0
         ids, scores = ids[0][keep].astype(np.int64), scores[0][keep]
-        if self._exact is None:
+        if self._rescoring is None:
             return ids, scores
         ids = np.sort(ids)  # the rows are read in file order
-        exact = self._exact[ids] @ query[0]
-        order = np.lexsort((ids, -exact))[:k]
-        return ids[order], exact[order]
+        rescored = self._rescoring[ids] @ query[0]
+        order = np.lexsort((ids, -rescored))[:k]
+        return ids[order], rescored[order]
 
     def _search_params(self, allowed: np.ndarray | None) -> Any:
         faiss = _faiss()

@@ -18,6 +18,8 @@ __all__ = [
     "READABLE_VERSIONS",
     "SENTENCE_VECTORS_FILE",
     "STORE_FILE",
+    "UNIT_CODES_FILE",
+    "UNIT_CODE_RANGES_FILE",
     "UNIT_VECTORS_FILE",
     "Evaluation",
     "FileEntry",
@@ -37,7 +39,10 @@ ARTIFACT_INFO = "artifact.json"  # written by `rag artifacts pull` beside the ma
 STORE_FILE = "store.sqlite"
 DENSE_FILE = "dense.faiss"
 SENTENCE_VECTORS_FILE = "sentence_vectors.npy"  # passage/document units only: their sentences' vectors
-UNIT_VECTORS_FILE = "unit_vectors.npy"  # compressed dense indexes only: the exact vectors they re-score with
+UNIT_CODES_FILE = "unit_codes.npy"  # ivf-pq only: 8-bit codes of the unit vectors, which re-score its head
+UNIT_CODE_RANGES_FILE = "unit_code_ranges.npy"  # ivf-pq only: the ranges those codes decode with
+# Compressed bundles built before 2026-12-03 re-score against float32 vectors; they still load.
+UNIT_VECTORS_FILE = "unit_vectors.npy"
 BM25_DIR = "bm25"
 
 

@@ -6,6 +6,7 @@ CLI, the API, the evaluator and the benchmarks. It knows nothing about HTTP.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,7 @@ from ..config import RetrievalParams, Settings
 from ..errors import BundleModelMismatch, QueryError
 from ..index import Bundle
 from ..models import CrossEncoderModel, EmbeddingModel, load_embedder, load_reranker
+from .candidates import CandidateSource
 from .citation import cited_span
 from .compose import decide
 from .evidence import EvidenceSelector
@@ -42,6 +44,7 @@ class Pipeline:
         embedder: EmbeddingModel,
         reranker: CrossEncoderModel | None = None,
         params: RetrievalParams | None = None,
+        source: CandidateSource | None = None,
     ) -> None:
         built_with = bundle.manifest.embedding_model
         if embedder.identity.fingerprint != built_with.fingerprint:
@@ -55,7 +58,7 @@ class Pipeline:
         self.params = params or RetrievalParams()
         self.load_seconds: dict[str, float] = {}
         self.units = UnitReader(bundle)
-        self.retriever = Retriever(bundle, embedder, self.units)
+        self.retriever = Retriever(bundle, embedder, self.units, source)
         self.evidence = EvidenceSelector(bundle, self.units)
         self.reranker = reranker
 
@@ -103,9 +106,26 @@ class Pipeline:
         if reranker is None:
             loaded.pop("reranker", None)
         loaded["total"] = time.perf_counter() - started
-        pipeline = cls(loaded_bundle, embedder, reranker, _calibrated(settings, embedder, reranker))
+        pipeline = cls(
+            loaded_bundle,
+            embedder,
+            reranker,
+            _calibrated(settings, embedder, reranker),
+            _candidate_source(settings, loaded_bundle),
+        )
         pipeline.load_seconds = loaded
         return pipeline
+
+    def with_candidates(self, source: CandidateSource | None) -> Pipeline:
+        """This pipeline with candidates from `source` (None: the bundle's own indexes); models shared."""
+        other = copy.copy(self)
+        other.retriever = Retriever(self.bundle, self.embedder, self.units, source)
+        return other
+
+    def unavailable(self) -> str | None:
+        """Why retrieval cannot answer now (its engine is down or lacks this version), or None."""
+        check = getattr(self.retriever.source, "unavailable", None)
+        return check() if check is not None else None
 
     @property
     def corpus_id(self) -> str:
@@ -133,9 +153,7 @@ class Pipeline:
         question = _checked(question)
         p = params or self.params
         t = timings or Timings()
-        with t.stage("filter"):
-            allowed = self.bundle.unit_mask(filters)
-        ranking = self.retriever.retrieve(question, p, allowed, t)
+        ranking = self.retriever.retrieve(question, p, filters, t)
         if p.rerank and self.cross_encoder is not None and len(ranking.units):
             with t.stage("rerank"):
                 ranking = self.cross_encoder.rerank(
@@ -237,6 +255,15 @@ class Pipeline:
             timings_ms=dict(t.ms),
             corpus_id=self.corpus_id,
         )
+
+
+def _candidate_source(settings: Settings, bundle: Bundle) -> CandidateSource | None:
+    """None: the bundle's own indexes (the default); else the configured retrieval engine."""
+    if settings.retrieval_backend != "milvus":
+        return None
+    from ..milvus import milvus_candidates
+
+    return milvus_candidates(settings, bundle)
 
 
 def _checked(question: str) -> str:

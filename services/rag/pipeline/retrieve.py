@@ -1,22 +1,22 @@
-"""First stage: the question against BM25 and the dense index, inside the filters, fused into one ranking;
-passage/document units re-scored by their best sentence."""
+"""First stage: the question's lexical and dense candidates (candidates.py: from the bundle or a retrieval
+engine), fused into one ranking; passage/document units re-scored by their best sentence."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..config import RetrievalParams
 from ..index import Bundle
 from ..models import EmbeddingModel
-from .fuse import convex_fusion, normalise, rrf_fusion, top_k
+from .candidates import EMPTY, BundleCandidates, CandidateSource
+from .fuse import convex_fusion, normalise, rrf_fusion
 from .timings import Timings
 from .units import UnitReader
 
 __all__ = ["EMPTY", "Ranking", "Retriever"]
-
-EMPTY = np.zeros(0, dtype=np.int64)
 _SENTENCE_SIGNAL_HEAD = 100  # passage/document units re-scored by their best sentence
 
 
@@ -33,34 +33,34 @@ class Ranking:
 
 
 class Retriever:
-    def __init__(self, bundle: Bundle, embedder: EmbeddingModel, units: UnitReader) -> None:
+    def __init__(
+        self,
+        bundle: Bundle,
+        embedder: EmbeddingModel,
+        units: UnitReader,
+        source: CandidateSource | None = None,
+    ) -> None:
         self.bundle = bundle
         self.embedder = embedder
         self.units = units
+        self.source = source or BundleCandidates(bundle)
 
-    def retrieve(self, question: str, p: RetrievalParams, allowed: np.ndarray | None, t: Timings) -> Ranking:
-        bundle = self.bundle
+    def retrieve(
+        self, question: str, p: RetrievalParams, filters: dict[str, Any] | None, t: Timings
+    ) -> Ranking:
         with t.stage("embed"):
             q = self.embedder.encode([question], kind="query")[0]
-        with t.stage("bm25"):
-            bm25_all = bundle.bm25.scores(question)
-            lexical = p.alpha < 1.0 or p.fusion == "rrf"
-            bm25_list = top_k(bm25_all, p.bm25_top_k, allowed) if lexical else EMPTY
-        with t.stage("dense"):
-            if p.alpha > 0.0 or p.fusion == "rrf":
-                dense_list, dense_list_scores = bundle.dense.search(q, p.dense_top_k, allowed)
-            else:
-                dense_list, dense_list_scores = EMPTY, np.zeros(0, dtype=np.float32)
+        found = self.source.candidates(question, q, p, filters, t)
         with t.stage("fuse"):
             if p.fusion == "rrf":
-                units, fused = rrf_fusion([bm25_list, dense_list], p.rrf_k)
+                units, fused = rrf_fusion([found.bm25_units, found.dense_units], p.rrf_k)
             else:
                 units, fused = convex_fusion(
-                    bm25_list, bm25_all[bm25_list], dense_list, dense_list_scores, p.alpha
+                    found.bm25_units, found.bm25_scores, found.dense_units, found.dense_scores, p.alpha
                 )
             units, fused = self._sentence_signal(units, fused, q, p)
-            dense = bundle.unit_vectors[units] @ q if len(units) else np.zeros(0, dtype=np.float32)
-            return Ranking(units, fused, dense, bm25_all[units], None, q)
+            dense = self.bundle.unit_vectors[units] @ q if len(units) else np.zeros(0, dtype=np.float32)
+            return Ranking(units, fused, dense, found.bm25_of(units), None, q)
 
     def _sentence_signal(
         self, units: np.ndarray, fused: np.ndarray, q: np.ndarray, p: RetrievalParams

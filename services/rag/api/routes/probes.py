@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import platform
 from dataclasses import asdict
@@ -36,7 +37,8 @@ async def health() -> dict[str, str]:
     summary="Readiness: bundle verified and loaded, models warm, not draining, not saturated",
 )
 async def ready(s: Annotated[Services, Depends(services)]) -> JSONResponse:
-    body = s.state.readiness()
+    # Off the event loop: with a retrieval engine, readiness asks it (a network call, bounded by its timeout).
+    body = await asyncio.to_thread(s.state.readiness)
     return JSONResponse(body.model_dump(), status_code=200 if body.status == "ready" else 503)
 
 

@@ -1,0 +1,83 @@
+"""Where the first stage's candidates come from: the seam between this service and a retrieval engine.
+
+A source answers one question with two ranked lists, lexical (BM25) and dense, inside the request's filters;
+fusion, the sentence signal, rerank, evidence, MMR and abstention stay in the pipeline whatever the source.
+`BundleCandidates` searches the loaded bundle; `rag.milvus.MilvusCandidates` asks a Milvus collection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..config import RetrievalParams
+from ..index import Bundle
+from .fuse import top_k
+from .timings import Timings
+
+__all__ = ["EMPTY", "BundleCandidates", "CandidateSource", "Candidates"]
+
+EMPTY = np.zeros(0, dtype=np.int64)
+_NO_SCORES = np.zeros(0, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Both ranked lists (unit ids, best first, with their scores), and the BM25 score of any unit: the
+    ranking reports it for units the lexical list did not return too (0 where the source cannot say)."""
+
+    bm25_units: np.ndarray
+    bm25_scores: np.ndarray
+    dense_units: np.ndarray
+    dense_scores: np.ndarray
+    bm25_of: Callable[[np.ndarray], np.ndarray]
+
+
+class CandidateSource(Protocol):
+    name: str
+
+    def candidates(
+        self,
+        question: str,
+        vector: np.ndarray,
+        p: RetrievalParams,
+        filters: dict[str, Any] | None,
+        t: Timings,
+    ) -> Candidates: ...
+
+
+def lists_wanted(p: RetrievalParams) -> tuple[bool, bool]:
+    """(lexical, dense): a list the fusion gives no weight is not searched (RRF weighs both)."""
+    return p.alpha < 1.0 or p.fusion == "rrf", p.alpha > 0.0 or p.fusion == "rrf"
+
+
+class BundleCandidates:
+    """BM25 and FAISS over the loaded bundle, with filters applied inside both searches."""
+
+    name = "bundle"
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.bundle = bundle
+
+    def candidates(
+        self,
+        question: str,
+        vector: np.ndarray,
+        p: RetrievalParams,
+        filters: dict[str, Any] | None,
+        t: Timings,
+    ) -> Candidates:
+        lexical, dense = lists_wanted(p)
+        with t.stage("filter"):
+            allowed = self.bundle.unit_mask(filters)
+        with t.stage("bm25"):
+            bm25_all = self.bundle.bm25.scores(question)
+            bm25_list = top_k(bm25_all, p.bm25_top_k, allowed) if lexical else EMPTY
+        with t.stage("dense"):
+            dense_list, dense_scores = (
+                self.bundle.dense.search(vector, p.dense_top_k, allowed) if dense else (EMPTY, _NO_SCORES)
+            )
+        return Candidates(bm25_list, bm25_all[bm25_list], dense_list, dense_scores, lambda u: bm25_all[u])
