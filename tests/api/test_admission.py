@@ -7,6 +7,7 @@ import asyncio
 import time
 
 from rag.api.admission import Admission
+from rag.deadline import remaining
 from rag.errors import Overloaded
 
 
@@ -50,3 +51,18 @@ def test_before_the_first_answer_only_as_many_start_as_there_are_threads() -> No
 
     outcomes = asyncio.run(scenario())
     assert outcomes[:2] == [None, None] and all(isinstance(o, Overloaded) for o in outcomes[2:])
+
+
+def test_the_computation_sees_its_requests_deadline() -> None:
+    """What is left of RAG_REQUEST_TIMEOUT_SECONDS is visible to the calls an answer makes (a Milvus search),
+    counted from admission; outside a request there is no deadline."""
+
+    async def scenario() -> tuple[float, float]:
+        admission = Admission(limit=4, threads=1, timeout_seconds=3, max_wait=10)
+        await admission.run(lambda: time.sleep(0.2))
+        left = await admission.run(lambda: remaining(100.0))
+        admission.shutdown()
+        return left, remaining(100.0)
+
+    inside, outside = asyncio.run(scenario())
+    assert 2.0 < inside <= 3.0 and outside == 100.0

@@ -4,6 +4,7 @@ answers through the pipeline."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from rag_testkit.milvus import MilvusLite
 
 from rag.config import RetrievalParams
+from rag.deadline import until
 from rag.errors import MilvusError, QueryError, RetrievalUnavailable
 from rag.index import Bundle
 from rag.milvus import bundle_version, connect
@@ -184,3 +186,34 @@ def test_a_publish_that_stopped_half_way_is_not_served_and_is_written_again(
     assert f"holds 3 of {published.seg.n_units} units" in reason
     again = publish_bundle(client, published, version, "partial")
     assert again.created and source(engine, published, settings, prefix="partial").unavailable() is None
+
+
+class RecordingClient:
+    """The real client, noting the timeout each search was given."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.timeouts = inner, []
+
+    def search(self, *args: Any, **kwargs: Any) -> Any:
+        self.timeouts.append(kwargs["timeout"])
+        return self.inner.search(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_searches_end_with_the_requests_deadline(
+    engine: MilvusLite, published: Bundle, embedder, settings
+) -> None:
+    """Each try is bounded by what is left of the request's deadline (set by admission), not only by
+    RAG_MILVUS_TIMEOUT_SECONDS; past the deadline nothing is sent."""
+    recording = RecordingClient(connect(settings, engine.uri))
+    collection = collection_name("rag", bundle_version(published))
+    candidates = MilvusCandidates(lambda: recording, collection, published, 2.0, bm25=True)
+    q = embedder.encode(["water"], kind="query")[0]
+    with until(time.monotonic() + 0.5):
+        found = candidates.candidates("water", q, RetrievalParams(), None, Timings())
+    assert len(found.dense_units) and recording.timeouts and max(recording.timeouts) <= 0.5
+    with until(time.monotonic() - 0.1), pytest.raises(RetrievalUnavailable, match="no time left"):
+        candidates.candidates("water", q, RetrievalParams(), None, Timings())
+    assert len(recording.timeouts) == 2  # the BM25 and dense searches of the first call only

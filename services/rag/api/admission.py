@@ -23,6 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from ..deadline import until
 from ..errors import DeadlineExceeded, Overloaded
 from .metrics import IN_FLIGHT
 
@@ -66,10 +67,13 @@ class Admission:
             self._compute_seconds = seconds if average == 0.0 else 0.8 * average + 0.2 * seconds
 
     def _timed(self, fn: Callable[[], T]) -> Callable[[], T]:
+        at = time.monotonic() + self.timeout  # the deadline counts from admission, as wait_for below does
+
         def run() -> T:
             started = time.perf_counter()
             try:
-                return fn()
+                with until(at):
+                    return fn()
             finally:
                 self.learn(time.perf_counter() - started)
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..config import RetrievalParams
+from ..deadline import remaining
 from ..errors import QueryError, RetrievalUnavailable
 from ..index import Bundle
 from ..pipeline.candidates import EMPTY, Candidates, lists_wanted
@@ -32,9 +33,7 @@ __all__ = ["MilvusCandidates", "filter_expression"]
 
 _NO_SCORES = np.zeros(0, dtype=np.float32)
 _CHECK_EVERY = 2.0  # seconds a readiness answer is reused: probes and balancers ask often
-# One retry of a failed search. pymilvus bounds its retries by `timeout` only when that is an int; with a
-# float it retried 75 times with back-off, and a request outlived its 30 s deadline while the engine was down.
-_RETRIES = 1
+_RETRIES = 1  # a failed search is tried once more, if the request's deadline leaves time
 
 
 def filter_expression(filters: dict[str, Any] | None, bundle: Bundle) -> str:
@@ -164,29 +163,37 @@ class MilvusCandidates:
         return Candidates(bm25_units, bm25_scores, dense_units, dense_scores, bm25_of)
 
     def _search(self, query: Any, field: str, k: int, expression: str) -> tuple[np.ndarray, np.ndarray]:
-        client = None
-        try:
-            client = self.client()
-            hits = client.search(
-                self.collection,
-                data=[query],
-                anns_field=field,
-                limit=k,
-                filter=expression,
-                output_fields=[],
-                timeout=self.timeout,
-                retry_times=_RETRIES,
-            )[0]
-        except Exception as exc:  # grpc and pymilvus errors alike: the engine could not answer
-            if client is not None:
-                self._forget(client)
-            raise RetrievalUnavailable(
-                f"Milvus {self.collection}: {type(exc).__name__}: {_first_line(exc)}"
-            ) from None
-        units = np.array([int(hit["id"]) for hit in hits], dtype=np.int64)
-        scores = np.array([float(hit["distance"]) for hit in hits], dtype=np.float32)
-        order = np.lexsort((units, -scores))  # ties in unit order, as the bundle breaks them
-        return units[order], scores[order]
+        """One search; after a failure, one more while the request's deadline leaves time. Each try is bounded
+        by RAG_MILVUS_TIMEOUT_SECONDS and by what is left of the deadline (pymilvus' own retries are off:
+        with a float timeout they ran 75 times, past the deadline)."""
+        failure = "no time left before the request's deadline"
+        for _ in range(1 + _RETRIES):
+            budget = remaining(self.timeout)
+            if budget <= 0:
+                break
+            client = None
+            try:
+                client = self.client()
+                hits = client.search(
+                    self.collection,
+                    data=[query],
+                    anns_field=field,
+                    limit=k,
+                    filter=expression,
+                    output_fields=[],
+                    timeout=budget,
+                    retry_times=0,
+                )[0]
+            except Exception as exc:  # grpc and pymilvus errors alike: the engine could not answer
+                if client is not None:
+                    self._forget(client)
+                failure = f"{type(exc).__name__}: {_first_line(exc)}"
+                continue
+            units = np.array([int(hit["id"]) for hit in hits], dtype=np.int64)
+            scores = np.array([float(hit["distance"]) for hit in hits], dtype=np.float32)
+            order = np.lexsort((units, -scores))  # ties in unit order, as the bundle breaks them
+            return units[order], scores[order]
+        raise RetrievalUnavailable(f"Milvus {self.collection}: {failure}")
 
 
 def _first_line(exc: Exception) -> str:
