@@ -216,6 +216,16 @@ class Bundle:
         if not filters:
             return None
         allowed_docs = np.ones(len(self.documents), dtype=bool)
+        for field, values, negate in self.filter_terms(filters):
+            matched = np.zeros(len(self.documents), dtype=bool)
+            matched[self.document_rows(field, values)] = True
+            allowed_docs &= ~matched if negate else matched
+        return allowed_docs[self.seg.unit_doc]
+
+    def filter_terms(self, filters: dict[str, Any]) -> list[tuple[str, list[Any], bool]]:
+        """`filters` checked and read as (field, values, excluded) terms: an unknown field or operator is a
+        QueryError naming it. What every retrieval backend applies, each its own way."""
+        terms = []
         for field, condition in filters.items():
             if field not in self._fields:
                 raise QueryError(f"unknown filter field {field!r} (known: {', '.join(sorted(self._fields))})")
@@ -224,10 +234,8 @@ class Bundle:
                 if set(condition) != {"not"}:
                     raise QueryError(f"filter {field!r}: only {{'not': ...}} is supported as an operator")
                 condition = condition["not"]
-            matched = np.zeros(len(self.documents), dtype=bool)
-            matched[self.document_rows(field, condition)] = True
-            allowed_docs &= ~matched if negate else matched
-        return allowed_docs[self.seg.unit_doc]
+            terms.append((field, condition if isinstance(condition, list) else [condition], negate))
+        return terms
 
     def document_rows(self, field: str, values: Any) -> np.ndarray:
         """Rows of the documents whose `field` equals (or, for a list field, contains) one of `values` (one

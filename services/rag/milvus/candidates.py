@@ -22,16 +22,15 @@ import numpy as np
 
 from ..config import RetrievalParams
 from ..deadline import remaining
-from ..errors import QueryError, RetrievalUnavailable
+from ..errors import RetrievalUnavailable
 from ..index import Bundle
-from ..pipeline.candidates import EMPTY, Candidates, lists_wanted
+from ..pipeline.candidates import EMPTY, NO_SCORES, Candidates, lists_wanted
 from ..pipeline.timings import Timings
 from .publish import row_count
 from .schema import version_of
 
 __all__ = ["MilvusCandidates", "filter_expression"]
 
-_NO_SCORES = np.zeros(0, dtype=np.float32)
 _CHECK_EVERY = 2.0  # seconds a readiness answer is reused: probes and balancers ask often
 _RETRIES = 1  # a failed search is tried once more, if the request's deadline leaves time
 
@@ -45,22 +44,15 @@ def filter_expression(filters: dict[str, Any] | None, bundle: Bundle) -> str:
     runs."""
     if not filters:
         return ""
-    known = bundle.filter_fields()
     parts = []
-    for field, condition in filters.items():
-        if field not in known:
-            raise QueryError(f"unknown filter field {field!r} (known: {', '.join(sorted(known))})")
-        if isinstance(condition, dict):
-            if set(condition) != {"not"}:
-                raise QueryError(f"filter {field!r}: only {{'not': ...}} is supported as an operator")
-            excluded = bundle.document_rows(field, condition["not"])
-            if len(excluded):
-                parts.append(f"doc_row not in {excluded.tolist()}")
+    for field, values, excluded in bundle.filter_terms(filters):
+        if excluded:
+            rows = bundle.document_rows(field, values)
+            if len(rows):
+                parts.append(f"doc_row not in {rows.tolist()}")
             continue
-        values = [str(v) for v in (condition if isinstance(condition, list) else [condition])]
-        parts.append(
-            f"json_contains_any(filters[{json.dumps(field)}], {json.dumps(values, ensure_ascii=False)})"
-        )
+        strings = json.dumps([str(v) for v in values], ensure_ascii=False)
+        parts.append(f"json_contains_any(filters[{json.dumps(field)}], {strings})")
     return " and ".join(parts)
 
 
@@ -147,13 +139,13 @@ class MilvusCandidates:
             bm25_units, bm25_scores = (
                 self._search(question, "sparse", p.bm25_top_k, expression)
                 if lexical and self.bm25
-                else (EMPTY, _NO_SCORES)
+                else (EMPTY, NO_SCORES)
             )
         with t.stage("dense"):
             dense_units, dense_scores = (
                 self._search(vector.tolist(), "vector", p.dense_top_k, expression)
                 if dense
-                else (EMPTY, _NO_SCORES)
+                else (EMPTY, NO_SCORES)
             )
         scores = dict(zip(bm25_units.tolist(), bm25_scores.tolist(), strict=True))
 

@@ -18,10 +18,10 @@ from ..index import Bundle
 from .fuse import top_k
 from .timings import Timings
 
-__all__ = ["EMPTY", "BundleCandidates", "CandidateSource", "Candidates"]
+__all__ = ["EMPTY", "NO_SCORES", "BundleCandidates", "CandidateSource", "Candidates", "lists_wanted"]
 
 EMPTY = np.zeros(0, dtype=np.int64)
-_NO_SCORES = np.zeros(0, dtype=np.float32)
+NO_SCORES = np.zeros(0, dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,10 @@ class Candidates:
 
 class CandidateSource(Protocol):
     name: str
+
+    def unavailable(self) -> str | None:
+        """Why this source cannot answer now (for `/ready`), or None."""
+        ...
 
     def candidates(
         self,
@@ -62,6 +66,9 @@ class BundleCandidates:
     def __init__(self, bundle: Bundle) -> None:
         self.bundle = bundle
 
+    def unavailable(self) -> str | None:
+        return None  # loaded and verified: nothing outside the pod to wait for
+
     def candidates(
         self,
         question: str,
@@ -78,6 +85,6 @@ class BundleCandidates:
             bm25_list = top_k(bm25_all, p.bm25_top_k, allowed) if lexical else EMPTY
         with t.stage("dense"):
             dense_list, dense_scores = (
-                self.bundle.dense.search(vector, p.dense_top_k, allowed) if dense else (EMPTY, _NO_SCORES)
+                self.bundle.dense.search(vector, p.dense_top_k, allowed) if dense else (EMPTY, NO_SCORES)
             )
         return Candidates(bm25_list, bm25_all[bm25_list], dense_list, dense_scores, lambda u: bm25_all[u])

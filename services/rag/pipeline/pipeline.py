@@ -124,8 +124,7 @@ class Pipeline:
 
     def unavailable(self) -> str | None:
         """Why retrieval cannot answer now (its engine is down or lacks this version), or None."""
-        check = getattr(self.retriever.source, "unavailable", None)
-        return check() if check is not None else None
+        return self.retriever.source.unavailable()
 
     @property
     def corpus_id(self) -> str:
