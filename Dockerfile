@@ -3,6 +3,7 @@
 #
 #   make image                      # MODEL_SOURCE=local: copies image/models/{embedder,reranker} (ONNX folders)
 #   podman build --build-arg MODEL_SOURCE=hub --build-arg QUANTIZE=int8 .   # downloads e5 + bge-reranker
+#   make image RAG_EXTRAS=onnx,api,artifacts,milvus   # + the Milvus client (RAG_RETRIEVAL_BACKEND=milvus)
 #
 # Package-index settings and a CA bundle are build-time only: ARG PIP_INDEX_URL / PIP_EXTRA_INDEX_URL, and
 # `--secret id=cacert,src=ca.crt` (mounted for the pip steps, never written into a layer).
@@ -17,6 +18,10 @@ ARG EMBEDDING_MODEL=intfloat/e5-base-v2
 ARG RERANKER_MODEL=BAAI/bge-reranker-base
 # hub exports need torch; a CPU-only wheel index keeps the builder from pulling CUDA
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+# The serving extras. `milvus` adds pymilvus and what it imports (grpcio, pandas: ~110 MB), which would take
+# the image with production-size models past 1 GB, so it is a variant; milvus-lite, the local engine pymilvus
+# pulls in, is removed (pods talk to a server).
+ARG RAG_EXTRAS=onnx,api,artifacts
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 COPY pyproject.toml README.md constraints.txt ./
@@ -27,8 +32,8 @@ COPY services ./services
 RUN --mount=type=secret,id=cacert \
     if [ -s /run/secrets/cacert ]; then export PIP_CERT=/run/secrets/cacert; fi \
     && python3 -m venv /opt/rag \
-    && /opt/rag/bin/pip install --no-compile -c constraints.txt ".[onnx,api,artifacts]" \
-    && /opt/rag/bin/pip uninstall -y pip setuptools \
+    && /opt/rag/bin/pip install --no-compile -c constraints.txt ".[${RAG_EXTRAS}]" \
+    && /opt/rag/bin/pip uninstall -y pip setuptools milvus-lite \
     && find /opt/rag -depth -type d \( -name tests -o -name __pycache__ \) -path "*/site-packages/*" -exec rm -rf {} + \
     && /opt/rag/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/rag/lib
 COPY image/models /tmp/local-models

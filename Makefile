@@ -71,11 +71,12 @@ k8s: $(BIN)/.installed  ## rewrite k8s/ from the chart (helm/rag); run after cha
 
 IMAGE ?= localhost/rag:latest
 BASE_IMAGE ?= python:3.11-slim
+RAG_EXTRAS ?= onnx,api,artifacts
 CONTAINER_TOOL ?= $(shell command -v podman || command -v docker)
 CA_SECRET := $(if $(wildcard /etc/ssl/certs/ca-certificates.crt),--secret id=cacert$(COMMA)src=/etc/ssl/certs/ca-certificates.crt)
 
 image:  ## build the image (models from image/models: see the Dockerfile; BASE_IMAGE=localhost/pybase:bookworm offline)
-	$(CONTAINER_TOOL) build --format docker --build-arg BASE_IMAGE=$(BASE_IMAGE) $(CA_SECRET) -t $(IMAGE) .
+	$(CONTAINER_TOOL) build --format docker --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg RAG_EXTRAS=$(RAG_EXTRAS) $(CA_SECRET) -t $(IMAGE) .
 
 image-test: $(BIN)/.installed $(MODELS_DIR)/.fetched  ## build the image from a local base and run the pod pattern with podman
 	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/pytest -p no:cacheprovider -m image -q tests/image tests/deploy

@@ -226,3 +226,21 @@ def image(base_image: str, tmp_path_factory: pytest.TempPathFactory, real_models
     )
     print(f"\nimage {IMAGE}: {size / 1e6:.1f} MB (bge-small-en + MiniLM-L12, int8)")
     return IMAGE
+
+
+@pytest.fixture(scope="session")
+def milvus_image(image: str, tmp_path_factory: pytest.TempPathFactory, real_models: Path) -> str:
+    """The image's Milvus variant (`make image RAG_EXTRAS=onnx,api,artifacts,milvus`), after the default one
+    so the layers before its pip step come from the cache."""
+    from rag_testkit.containers import build_image
+
+    tag = f"{IMAGE}-milvus"
+    size = build_image(
+        tag,
+        tmp_path_factory.mktemp("milvus-image-context"),
+        embedder=real_models / "bge-small-en",
+        reranker=real_models / "ms-marco-MiniLM-L-12-v2",
+        extras="onnx,api,artifacts,milvus",
+    )
+    print(f"\nimage {tag}: {size / 1e6:.1f} MB (bge-small-en + MiniLM-L12, int8)")
+    return tag

@@ -55,8 +55,9 @@ def ensure_base_image(*, rebuild: bool = False) -> str:
     return BASE_IMAGE
 
 
-def build_image(tag: str, context: Path, *, embedder: Path, reranker: Path) -> int:
-    """Build the Dockerfile with MODEL_SOURCE=local and these ONNX model folders; the image size in bytes."""
+def build_image(tag: str, context: Path, *, embedder: Path, reranker: Path, extras: str = "") -> int:
+    """Build the Dockerfile with MODEL_SOURCE=local and these ONNX model folders (and RAG_EXTRAS=`extras`, the
+    Dockerfile's default unless given); the image size in bytes."""
     for name in _CONTEXT_FILES:
         shutil.copy(ROOT / name, context / name)
     shutil.copytree(
@@ -66,6 +67,8 @@ def build_image(tag: str, context: Path, *, embedder: Path, reranker: Path) -> i
     shutil.copytree(embedder, context / "image" / "models" / "embedder")
     shutil.copytree(reranker, context / "image" / "models" / "reranker")
     args = ["build", "--format", "docker", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "-t", tag]
+    if extras:
+        args += ["--build-arg", f"RAG_EXTRAS={extras}"]
     if CA_BUNDLE.is_file():
         args += ["--secret", f"id=cacert,src={CA_BUNDLE}"]
     podman(*args, str(context))

@@ -16,7 +16,7 @@ from rag_testkit.tools import TcpProxy
 
 from rag.artifacts import S3Location, S3Store, list_artifacts, promote, pull_bundle, push_bundle, rollback
 from rag.errors import ArtifactConflict, ArtifactNotFound, BundleCorrupt, StorageUnavailable
-from rag.index import read_manifest, verify_bundle
+from rag.index import Bundle, read_manifest, verify_bundle
 
 
 def store(endpoint: str, bucket: str, deadline: float = 30.0) -> S3Store:
@@ -47,6 +47,28 @@ def test_push_pull_round_trip_is_byte_identical_and_versions_are_immutable(
     assert not pull_bundle(s3, dest, version=version).downloaded
     with pytest.raises(ArtifactNotFound, match="unknown version nope"):
         pull_bundle(s3, tmp_path / "x", version="nope")
+
+
+def test_a_pull_without_indexes_leaves_out_bm25_and_the_dense_index(
+    s3_server: str, bucket: str, sample_bundle: Path, tmp_path: Path
+) -> None:
+    """`rag artifacts pull --without-indexes`, the init container's pull with retrieval.backend=milvus: every
+    other file is there and verified; the bundle loads without its indexes and refuses to load with them."""
+    s3 = store(s3_server, bucket)
+    push_bundle(s3, sample_bundle, "v1")
+    dest = tmp_path / "thin"
+    assert pull_bundle(s3, dest, version="v1", indexes=False).downloaded
+    pulled, full = tree(dest), tree(sample_bundle)
+    left_out = set(full) - set(pulled)
+    assert "dense.faiss" in left_out and any(name.startswith("bm25/") for name in left_out)
+    assert all(name == "dense.faiss" or name.startswith("bm25/") for name in left_out), left_out
+    assert all(pulled[name] == full[name] for name in set(full) & set(pulled))
+    assert Bundle.load(dest, indexes=False).seg.n_units == Bundle.load(sample_bundle).seg.n_units
+    with pytest.raises(BundleCorrupt, match="is missing"):
+        Bundle.load(dest)
+    assert not pull_bundle(s3, dest, version="v1", indexes=False).downloaded  # what DEST holds is enough
+    assert pull_bundle(s3, dest, version="v1").downloaded  # and the whole bundle when asked for it
+    assert tree(dest).keys() - {"artifact.json"} == full.keys()
 
 
 def test_promote_and_rollback_move_the_channel(

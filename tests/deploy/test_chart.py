@@ -138,7 +138,39 @@ def test_extra_env_and_volumes_reach_the_server(helm: Helm) -> None:
     assert "env" not in spec["initContainers"][0]
 
 
+def test_a_milvus_backend_reaches_the_server_and_needs_its_uri(helm: Helm) -> None:
+    defaults = one(helm.template(), "ConfigMap")["data"]
+    assert defaults["RAG_RETRIEVAL_BACKEND"] == "bundle" and not any(
+        k.startswith("RAG_MILVUS") for k in defaults
+    )
+    objects = helm.template(CHART / "ci" / "milvus-values.yaml")
+    data = one(objects, "ConfigMap")["data"]
+    assert {k: v for k, v in data.items() if k.startswith(("RAG_MILVUS", "RAG_RETRIEVAL"))} == {
+        "RAG_RETRIEVAL_BACKEND": "milvus",
+        "RAG_MILVUS_URI": "http://milvus.milvus.svc:19530",
+        "RAG_MILVUS_PREFIX": "rag",
+        "RAG_MILVUS_TIMEOUT_SECONDS": "2",
+        "RAG_MILVUS_BM25": "true",
+    }
+    spec = workload(objects)["spec"]["template"]["spec"]
+    assert {"secretRef": {"name": "rag-milvus"}} in spec["containers"][0]["envFrom"]
+    assert {"secretRef": {"name": "rag-milvus"}} not in spec["initContainers"][0]["envFrom"]  # S3 only
+    assert spec["initContainers"][0]["args"][-1] == "--without-indexes"  # the engine holds them
+    assert (
+        "--without-indexes"
+        not in workload(helm.template())["spec"]["template"]["spec"]["initContainers"][0]["args"]
+    )
+    missing = helm.run("template", "rag", str(CHART), "--set", "retrieval.backend=milvus", check=False)
+    assert missing.returncode != 0
+    assert "retrieval.milvus.uri is required with retrieval.backend=milvus" in missing.stderr
+
+
 BAD_VALUES = {
+    "unknown retrieval backend": ({"retrieval": {"backend": "elastic"}}, "retrieval.backend"),
+    "a Milvus setting through settings": (
+        {"server": {"settings": {"RAG_MILVUS_URI": "http://m:19530"}}},
+        "server.settings",
+    ),
     "unknown top-level key": ({"replicas": 3}, "Additional property replicas is not allowed"),
     "unknown nested key": ({"server": {"prot": 8000}}, "Additional property prot is not allowed"),
     "pull policy": ({"image": {"pullPolicy": "Sometimes"}}, "image.pullPolicy"),

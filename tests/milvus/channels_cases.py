@@ -11,15 +11,18 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from rag_testkit.launch import user_environment
+from rag_testkit.launch import Service, make_run, user_environment
 from rag_testkit.milvus import MilvusServer235
 
-from rag.config import RetrievalParams
+from rag.config import RetrievalParams, Settings
 from rag.errors import MilvusError
 from rag.index import Bundle
 from rag.milvus import bundle_version, connect
@@ -157,3 +160,120 @@ def test_the_index_workflow_publishes_to_milvus_and_moves_the_alias(
     version = published.stdout.splitlines()[-1]
     client = connect(settings, server.uri)
     assert resolve_alias(client, "ci_c_staging") == (collection_name("ci", version), version)
+
+
+def test_pods_follow_the_alias_under_load_and_answer_from_one_version_each(
+    server: MilvusServer235,
+    sample_bundle: Path,
+    other_bundle: Path,
+    s3_server: str,
+    bucket: str,
+    tmp_path: Path,
+) -> None:
+    """Hot reload with RAG_RETRIEVAL_BACKEND=milvus (the settings under test): `make run`'s workers follow the
+    channel's alias. Promote and rollback under load fail no request, and each answer's evidence comes from
+    the one version it reports (a pod whose bundle and collection disagreed would cite the other corpus, or
+    fail on unit ids its bundle does not have)."""
+    env = {
+        **user_environment(),
+        **{k: v for k, v in os.environ.items() if k.startswith("AWS_")},  # moto's, from aws_credentials
+        "RAG_ARTIFACTS_URI": f"s3://{bucket}/rag",
+        "RAG_S3_ENDPOINT_URL": s3_server,
+        "RAG_MILVUS_URI": server.uri,
+        "RAG_MILVUS_PREFIX": "load",
+        "RAG_MILVUS_BM25": "false",
+    }
+    corpus, documents, versions = {}, {}, []
+    for bundle in (sample_bundle, other_bundle):
+        pushed = rag_cli(env, "artifacts", "push", str(bundle), "--json")
+        assert pushed.returncode == 0, pushed.stderr
+        version = json.loads(pushed.stdout)["version"]
+        assert rag_cli(env, "artifacts", "publish-milvus", str(bundle)).returncode == 0
+        loaded = Bundle.load(bundle)
+        corpus[loaded.manifest.corpus_id] = version
+        documents[version] = {doc.id for doc in loaded.documents[:]}
+        versions.append(version)
+    first, second = versions
+    assert rag_cli(env, "artifacts", "promote", first, "--channel", "prod").returncode == 0
+    served = tmp_path / "data" / "bundle"
+    # the init container, as the chart runs it with retrieval.backend=milvus
+    pulled = rag_cli(
+        env, "artifacts", "pull", "--channel", "prod", "--dest", str(served), "--without-indexes"
+    )
+    assert pulled.returncode == 0, pulled.stderr
+    following = {
+        **{k: v for k, v in env.items() if k.startswith(("AWS_", "RAG_"))},
+        "RAG_RETRIEVAL_BACKEND": "milvus",
+        "RAG_RELOAD_CHANNEL": "prod",
+        "RAG_RELOAD_INTERVAL_SECONDS": "0.3",
+        "RAG_CACHE_SIZE": "0",
+        "RAG_ADMIN_KEY": "adm",
+    }
+    service = make_run(tmp_path / "run", bundle=served, env=following)
+    try:
+        answers = _answers_while(service, lambda: _switch(env, service, [second, first]))
+        # The channel's alias gone: the pods keep serving what they have and say why they cannot follow.
+        connect(Settings(), server.uri).drop_alias("load_c_prod")
+        refused = httpx.post(f"{service.url}/admin/reload", headers={"x-admin-key": "adm"}, timeout=30)
+        assert refused.status_code == 502 and "Milvus has no alias load_c_prod" in refused.json()["error"]
+        assert httpx.get(f"{service.url}/ready", timeout=10).status_code == 200
+        assert _serving(service) == {(first, collection_name("load", first))}
+    finally:
+        service.stop()
+    failed = [a for a in answers if a[0] != 200]
+    assert not failed and len(answers) > 30, (len(answers), failed[:5])
+    seen = set()
+    for _, corpus_id, cited in answers:
+        version = corpus[corpus_id]
+        assert cited <= documents[version], (version, cited)
+        seen.add(version)
+    assert seen == {first, second}
+
+
+def _switch(env: dict[str, str], service: Service, order: list[str]) -> None:
+    """Promote the first version of `order`, roll back to the next, each once every worker serves it."""
+    for i, version in enumerate(order):
+        moved = (
+            rag_cli(env, "artifacts", "promote", version, "--channel", "prod")
+            if i == 0
+            else rag_cli(env, "artifacts", "rollback", "--channel", "prod")
+        )
+        assert moved.returncode == 0, moved.stderr
+        deadline = time.monotonic() + 90
+        while _serving(service) != {(version, collection_name("load", version))}:
+            assert time.monotonic() < deadline, f"the workers never moved to {version}: {_serving(service)}"
+            time.sleep(0.3)
+        time.sleep(1.5)  # answers from this version alone, under load
+
+
+def _serving(service: Service) -> set[tuple[str, str]]:
+    """(version, collection) of the workers that answer a dozen requests."""
+    described = [httpx.get(f"{service.url}/info", timeout=10).json()["service"] for _ in range(12)]
+    return {(d["version"], d["retrieval"].get("collection", "")) for d in described}
+
+
+def _answers_while(service: Service, switch: Callable[[], None]) -> list[tuple[int, str, set[str]]]:
+    """(status, corpus, cited documents) of the answers three clients got while `switch` ran."""
+    stop = threading.Event()
+    answers: list[tuple[int, str, set[str]]] = []
+
+    def load() -> None:
+        with httpx.Client(timeout=30) as http:
+            deadline = time.monotonic() + 240  # bounded even if the test fails midway
+            while not stop.is_set() and time.monotonic() < deadline:
+                response = http.post(f"{service.url}/answer", json={"question": "What orbits the Earth?"})
+                body = response.json()
+                cited = {e["doc_id"] for e in body.get("evidence", [])}
+                answers.append((response.status_code, body.get("corpus_id", body.get("error", "")), cited))
+
+    threads = [threading.Thread(target=load) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(1.5)
+        switch()
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+    return answers

@@ -15,10 +15,10 @@ from rag_testkit.milvus import MilvusLite
 
 from rag.config import RetrievalParams
 from rag.deadline import until
-from rag.errors import MilvusError, QueryError, RetrievalUnavailable
+from rag.errors import BundleCorrupt, MilvusError, QueryError, RetrievalUnavailable
 from rag.index import Bundle
 from rag.milvus import bundle_version, connect
-from rag.milvus.candidates import MilvusCandidates, filter_expression
+from rag.milvus.candidates import EngineVectors, MilvusCandidates, filter_expression
 from rag.milvus.publish import publish_bundle
 from rag.milvus.schema import collection_name
 from rag.pipeline import Pipeline, Timings
@@ -156,6 +156,42 @@ def test_answers_through_milvus_are_the_bundles(
         assert [e.sentence_id for e in a.evidence] == [e.sentence_id for e in b.evidence], question
 
 
+def test_a_bundle_without_its_indexes_answers_the_same_with_vectors_from_the_engine(
+    engine: MilvusLite, published: Bundle, embedder, reranker, settings
+) -> None:
+    """What a pod with RAG_RETRIEVAL_BACKEND=milvus loads: no BM25 or dense index, unit vectors from the
+    collection (for dense scores, evidence and MMR)."""
+    thin = Bundle.load(published.path, indexes=False)
+    assert not thin.has_indexes
+    with pytest.raises(BundleCorrupt, match="dense index was not loaded"):
+        thin.dense.search(np.zeros(384, dtype=np.float32), 5)
+    candidates = source(engine, thin, settings)
+    remote = Pipeline(
+        thin.with_unit_vectors(candidates.rows()),
+        embedder,
+        reranker,
+        settings.retrieval_params(),
+        source=candidates,
+    )
+    local = Pipeline(published, embedder, reranker, settings.retrieval_params())
+    for question in QUESTIONS:
+        a, b = remote.answer(question), local.answer(question)
+        assert [e.sentence_id for e in a.evidence] == [e.sentence_id for e in b.evidence], question
+        assert a.confidence == pytest.approx(b.confidence, abs=1e-5), question
+    # A hit's cosine: the engine's, or computed when only BM25 found the unit (the engine leaves it NaN).
+    few = settings.retrieval_params().model_copy(update={"dense_top_k": 1})  # every other hit from BM25
+    wide = "water, light, roots, cats and the tower"
+    hits, expected = remote.search(wide, few, limit=20).hits, local.search(wide, few, limit=20).hits
+    assert len(hits) > 3
+    assert [(h.doc_id, h.char_start) for h in hits] == [(h.doc_id, h.char_start) for h in expected]
+    assert [h.dense_score for h in hits] == pytest.approx([h.dense_score for h in expected], abs=1e-5)
+    units = np.array([[3, 1], [0, 2]])
+    fetched = EngineVectors(candidates, 384)[units]  # an empty cache: read by primary key
+    assert np.allclose(fetched, published.unit_vectors[units], atol=1e-6)
+    with pytest.raises(RetrievalUnavailable, match="not this bundle's version"):
+        EngineVectors(candidates, 384)[np.array([published.seg.n_units + 5])]
+
+
 def test_an_engine_that_is_down_is_a_retrieval_unavailable(
     tmp_path: Path, published: Bundle, embedder, settings
 ) -> None:
@@ -217,3 +253,17 @@ def test_searches_end_with_the_requests_deadline(
     with until(time.monotonic() - 0.1), pytest.raises(RetrievalUnavailable, match="no time left"):
         candidates.candidates("water", q, RetrievalParams(), None, Timings())
     assert len(recording.timeouts) == 2  # the BM25 and dense searches of the first call only
+
+
+def test_closing_one_client_leaves_the_others_searching(
+    engine: MilvusLite, published: Bundle, settings
+) -> None:
+    """pymilvus shares a connection between clients of one URI, so a client closed after a failed call (or by
+    the reloader once it has read an alias) closed every other's channel: searches in flight failed with
+    "Cannot invoke RPC on closed channel" (found under load by the channels' promote test)."""
+    searching, closed = connect(settings, engine.uri), connect(settings, engine.uri)
+    closed.close()
+    name = collection_name("rag", bundle_version(published))
+    assert searching.has_collection(name, timeout=5, retry_times=0)
+    hits = searching.search(name, data=[[0.1] * 384], anns_field="vector", limit=3, timeout=5, retry_times=0)
+    assert len(hits[0]) == 3

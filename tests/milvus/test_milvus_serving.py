@@ -42,10 +42,12 @@ def ask(service: Service, question: str = QUESTION) -> httpx.Response:
 
 
 def publish(bundle: Path, uri: str) -> dict[str, Any]:
-    """`rag artifacts publish-milvus`, as CI's workflow runs it, from a user's environment."""
+    """`rag artifacts publish-milvus` from the environment the pods have (RAG_RETRIEVAL_BACKEND=milvus, which
+    loads bundles without their indexes for serving; publishing reads them whole)."""
     rag = str(Path(sys.executable).parent / "rag")
-    command = [rag, "artifacts", "publish-milvus", str(bundle), "--milvus-uri", uri, "--json"]
-    done = subprocess.run(command, env=user_environment(), capture_output=True, text=True, timeout=300)
+    command = [rag, "artifacts", "publish-milvus", str(bundle), "--json"]
+    env = {**user_environment(), "RAG_RETRIEVAL_BACKEND": "milvus", "RAG_MILVUS_URI": uri}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
     return result

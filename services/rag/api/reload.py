@@ -15,13 +15,17 @@ import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import Settings
 from ..errors import RagError, ReloadRejected
 from ..index import Bundle
-from ..pipeline import Pipeline
+from ..pipeline import Pipeline, retrieval
 from .metrics import RELOADS
 from .state import ServiceState, warm_up
+
+if TYPE_CHECKING:
+    from ..artifacts import S3Store
 
 __all__ = ["ReloadOutcome", "Reloader", "load_beside"]
 
@@ -79,7 +83,7 @@ class Reloader:
 
     def _prepare(self, current: str | None) -> tuple[str, Pipeline] | None:
         """(version, warmed pipeline) for a new version, None when the channel has not moved. In a thread."""
-        from ..artifacts import S3Location, S3Store, pull_bundle, read_channel
+        from ..artifacts import S3Location, S3Store, pull_bundle
 
         assert self.settings.artifacts_uri and self.settings.reload_channel
         store = S3Store(
@@ -87,19 +91,36 @@ class Reloader:
             endpoint_url=self.settings.s3_endpoint_url,
             deadline_seconds=self.settings.artifacts_timeout_seconds,
         )
-        version = read_channel(store, self.settings.reload_channel).version
+        version = self._pointed_version(store)
         if version == current:
             return None
         if version in self.rejected:
             raise ReloadRejected(f"version {version} was rejected before: {self.rejected[version]}")
         try:
-            result = pull_bundle(store, self.versions_root / version, version=version)
+            indexes = self.settings.retrieval_backend != "milvus"  # searched in the engine: not pulled
+            result = pull_bundle(store, self.versions_root / version, version=version, indexes=indexes)
             pipeline = load_beside(self.settings, self.state.require_pipeline(), result.path)
         except RagError as exc:
             self.rejected[version] = str(exc)
             shutil.rmtree(self.versions_root / version, ignore_errors=True)
             raise
+        if reason := pipeline.unavailable():
+            # Not remembered as rejected: the engine may be back, or the collection loaded, at the next poll.
+            raise ReloadRejected(f"version {version} cannot serve yet: {reason}")
         return version, pipeline
+
+    def _pointed_version(self, store: S3Store) -> str:
+        """The version the channel names. With Milvus serving retrieval the channel's alias is the pointer
+        (promote and rollback switch it first, then the S3 record): the pod follows what the engine
+        serves, pulls that version's bundle from S3, and searches that version's own collection."""
+        from ..artifacts import read_channel
+
+        assert self.settings.reload_channel
+        if self.settings.retrieval_backend == "milvus":
+            from ..milvus import channel_version
+
+            return channel_version(self.settings, self.settings.reload_channel)
+        return read_channel(store, self.settings.reload_channel).version
 
     def _prune(self, keep: set[str]) -> None:
         if not self.versions_root.is_dir():
@@ -117,8 +138,9 @@ class Reloader:
 def load_beside(settings: Settings, old: Pipeline, path: Path) -> Pipeline:
     """A warmed pipeline over the bundle at `path` with the models already in memory; the swap path's
     "prepare" half (hot reload, activated ingestion jobs). In a thread: loading and warming take a while."""
-    bundle = Bundle.from_settings(path, settings)
-    pipeline = Pipeline(bundle, old.embedder, old.reranker, old.params)  # refuses another model
+    # Searches where the first pipeline did (this version's own Milvus collection, say); refuses another model.
+    bundle, source = retrieval(settings, Bundle.from_settings(path, settings))
+    pipeline = Pipeline(bundle, old.embedder, old.reranker, old.params, source)
     pipeline.load_seconds = old.load_seconds
     warm_up(pipeline)
     return pipeline

@@ -40,11 +40,25 @@ def warm_up(pipeline: Pipeline) -> float:
     try:
         timings = pipeline.answer(WARMUP_QUESTION, params).timings_ms
     except RetrievalUnavailable:
-        # The retrieval engine is not up yet: the models warm on the bundle's own candidates, and /ready
-        # says what the pod waits for instead of the pod failing for good.
-        timings = pipeline.with_candidates(None).answer(WARMUP_QUESTION, params).timings_ms
+        # The retrieval engine is not up yet: /ready says what the pod waits for instead of the pod failing
+        # for good, and the models warm on the bundle's own candidates, or alone when it has no indexes.
+        if pipeline.bundle.has_indexes:
+            timings = pipeline.with_candidates(None).answer(WARMUP_QUESTION, params).timings_ms
+        else:
+            timings = _warm_models(pipeline)
     rerank_ms = timings.get("rerank", 0.0)
     return (timings.get("total", 0.0) + rerank_ms * (pipeline.params.rerank_top_n / 2 - 1)) / 1000.0
+
+
+def _warm_models(pipeline: Pipeline) -> dict[str, float]:
+    """The warm-up's model calls without retrieval: the question embedded, 2 pairs reranked."""
+    started = time.perf_counter()
+    pipeline.embedder.encode([WARMUP_QUESTION], kind="query")
+    rerank_started = time.perf_counter()
+    if pipeline.reranker is not None:
+        pipeline.reranker.score(WARMUP_QUESTION, [WARMUP_QUESTION, WARMUP_QUESTION])
+    done = time.perf_counter()
+    return {"total": (done - started) * 1000.0, "rerank": (done - rerank_started) * 1000.0}
 
 
 class ServiceState:
@@ -206,4 +220,5 @@ class ServiceState:
             "draining": self.draining,
             "in_flight": self.admission.in_flight,
             "preloaded": self.preloaded is not None,  # loaded before fork, shared with the other workers
+            "retrieval": self.pipeline.describe_retrieval() if self.pipeline is not None else None,
         }

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from ..errors import BundleCorrupt, RagError
 from ..files import sha256_file, staged_dir, write_json_atomic
 from ..index import parse_manifest, verify_bundle
-from ..index.manifest import ARTIFACT_INFO, MANIFEST_NAME
+from ..index.manifest import ARTIFACT_INFO, MANIFEST_NAME, is_index_file
 from .registry import checked_version, read_channel, read_version_manifest
 from .store import S3Store
 
@@ -62,12 +62,12 @@ def _locked(dest: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _holds(dest: Path, manifest_bytes: bytes) -> bool:
+def _holds(dest: Path, manifest_bytes: bytes, indexes: bool) -> bool:
     """DEST is exactly this version, every file verified (a restarted pod with a cache volume)."""
     try:
         if (dest / MANIFEST_NAME).read_bytes() != manifest_bytes:
             return False
-        verify_bundle(dest, parse_manifest(manifest_bytes, str(dest / MANIFEST_NAME)))
+        verify_bundle(dest, parse_manifest(manifest_bytes, str(dest / MANIFEST_NAME)), indexes=indexes)
     except (OSError, RagError):
         return False
     return True
@@ -81,8 +81,16 @@ def _sweep_leftovers(dest: Path) -> None:
 
 
 def pull_bundle(
-    store: S3Store, dest: Path, *, version: str | None = None, channel: str | None = None
+    store: S3Store,
+    dest: Path,
+    *,
+    version: str | None = None,
+    channel: str | None = None,
+    indexes: bool = True,
 ) -> PullResult:
+    """The version (or the channel's) into `dest`, every file checked against the manifest. Without
+    `indexes`, the BM25 and dense index files are left out: a pod whose candidates come from Milvus never
+    reads them, and they are most of a bundle's bytes."""
     if (version is None) == (channel is None):
         raise ValueError("give exactly one of version and channel")
     if channel is not None:
@@ -91,8 +99,9 @@ def pull_bundle(
     version = checked_version(version)
     manifest_bytes, manifest = read_version_manifest(store, version)
     names = manifest.checked_paths()  # refuses absolute paths and '..' before anything is written
+    names = [name for name in names if indexes or not is_index_file(name)]
     with _locked(dest):
-        if _holds(dest, manifest_bytes):
+        if _holds(dest, manifest_bytes, indexes):
             return PullResult(version, dest, downloaded=False)
         _sweep_leftovers(dest)
         with staged_dir(dest) as work:

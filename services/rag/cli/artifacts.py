@@ -132,8 +132,15 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_pull(args: argparse.Namespace) -> int:
     from .. import artifacts
 
-    result = artifacts.pull_bundle(_store(args), Path(args.dest), version=args.version, channel=args.channel)
+    result = artifacts.pull_bundle(
+        _store(args),
+        Path(args.dest),
+        version=args.version,
+        channel=args.channel,
+        indexes=not args.without_indexes,
+    )
     state = "pulled and verified" if result.downloaded else "already present, verified"
+    state += " (without its indexes)" if args.without_indexes else ""
     print(f"{state}: {result.version} → {result.path}")
     return 0
 
@@ -146,7 +153,8 @@ def cmd_publish_milvus(args: argparse.Namespace) -> int:
     from ..milvus.publish import point_alias, publish_bundle
 
     settings = load_settings()
-    bundle = Bundle.from_settings(args.bundle, settings)  # verified against its manifest first
+    # Verified against its manifest first; whole, whatever RAG_RETRIEVAL_BACKEND says: the rows need its vectors.
+    bundle = Bundle.load(args.bundle)
     version = args.version or bundle_version(bundle)
     client = connect(settings, args.milvus_uri)
     published = publish_bundle(
@@ -222,6 +230,12 @@ def add_parser(sub: Subcommands) -> None:
     which.add_argument("--channel")
     which.add_argument("--version")
     pull.add_argument("--dest", required=True, help="the bundle directory to fill (replaced whole)")
+    pull.add_argument(
+        "--without-indexes",
+        action="store_true",
+        help="leave out the BM25 and dense indexes: for pods whose candidates come from Milvus "
+        "(RAG_RETRIEVAL_BACKEND=milvus)",
+    )
     milvus = actions.add_parser(
         "publish-milvus",
         help="load a bundle version into Milvus, check it, and optionally point a channel's alias at it",

@@ -68,11 +68,17 @@ def expanded_ranking(
     with timings.stage("fuse"):
         units, fused = rrf_fusion([r.units for r in rankings], params.rrf_k)
         q = rankings[0].query_vector
-        bundle = pipeline.bundle
-        dense = bundle.unit_vectors[units] @ q if len(units) else np.zeros(0, dtype=np.float32)
-        bm25 = bundle.bm25.scores(queries[0])[units] if len(units) else np.zeros(0, dtype=np.float32)
+        # The question's own scores, as its ranking reported them: BM25 0 and the cosine NaN (computed if
+        # reported) where a unit came only from a paraphrase.
+        bm25 = _scores_of(units, rankings[0].units, rankings[0].bm25, 0.0)
+        dense = _scores_of(units, rankings[0].units, rankings[0].dense, float("nan"))
         ranking = Ranking(units, fused, dense, bm25, None, q)
     if params.rerank and pipeline.reranker is not None and len(units):
         with timings.stage("rerank"):
             ranking = pipeline.rerank(queries[0], ranking, params)
     return ranking
+
+
+def _scores_of(wanted: np.ndarray, units: np.ndarray, scores: np.ndarray, default: float) -> np.ndarray:
+    found = dict(zip(units.tolist(), scores.tolist(), strict=True))
+    return np.array([found.get(u, default) for u in wanted.tolist()], dtype=np.float32)

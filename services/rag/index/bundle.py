@@ -17,7 +17,7 @@ from ..config import DenseParams, Settings
 from ..corpus import Document, Segmentation
 from ..errors import BundleCorrupt, BundleNotFound, BundleVersionError, QueryError, UnknownDocument
 from ..files import sha256_file, write_json_atomic
-from .codes import VectorRows
+from .codes import RowSource, VectorRows
 from .dense import DenseIndex
 from .lexical import Bm25Index, Bm25Params
 from .manifest import (
@@ -30,6 +30,7 @@ from .manifest import (
     STORE_FILE,
     Evaluation,
     Manifest,
+    is_index_file,
     manifest_json,
 )
 from .mapped import map_vectors
@@ -67,12 +68,15 @@ def parse_manifest(data: bytes, where: str) -> Manifest:
         raise BundleCorrupt(f"{where}: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
 
 
-def verify_bundle(path: str | Path, manifest: Manifest) -> None:
-    """Every file the manifest lists exists with its SHA-256, and the bundle holds nothing else (but the
-    manifest and the pull's artifact.json) and no link out of it; the first difference is named."""
+def verify_bundle(path: str | Path, manifest: Manifest, *, indexes: bool = True) -> None:
+    """Every file the manifest lists exists with its SHA-256 (without `indexes`: every file but the BM25 and
+    dense indexes, which may be absent), and the bundle holds nothing else (but the manifest and the pull's
+    artifact.json) and no link out of it; the first difference is named."""
     path = Path(path)
     check_files(path, set(manifest.checked_paths()), {MANIFEST_NAME, ARTIFACT_INFO})
     for name in manifest.checked_paths():
+        if not indexes and is_index_file(name):
+            continue
         file = path / name
         if not file.is_file():
             raise BundleCorrupt(f"{path}: {name} is missing")
@@ -94,13 +98,31 @@ def record_evaluation(path: str | Path, evaluation: Evaluation) -> Manifest:
     return updated
 
 
-def _sentence_vectors(path: Path, dense: DenseIndex, n_sentences: int) -> VectorRows:
+def _sentence_vectors(path: Path, unit_vectors: VectorRows, n_sentences: int, dim: int) -> VectorRows:
     """Passage/document bundles keep their sentences' vectors in a file of their own (mapped: evidence reads
     a few rows per query); in sentence bundles they are the unit vectors."""
     file = path / SENTENCE_VECTORS_FILE
     if not file.exists():
-        return dense.vectors()
-    return map_vectors(file, n_sentences, dense.dim)
+        return unit_vectors
+    return map_vectors(file, n_sentences, dim)
+
+
+class _NotLoaded:
+    """An index of a bundle loaded without its indexes: any use names what was not loaded, and why."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # copy, pickle and friends probe for these
+            raise AttributeError(name)
+        raise BundleCorrupt(
+            f"this bundle's {self.what} was not loaded: its candidates come from a retrieval engine "
+            "(RAG_RETRIEVAL_BACKEND=milvus)"
+        )
+
+    def __getitem__(self, ids: Any) -> np.ndarray:
+        return self.__getattr__("rows")
 
 
 @dataclass(frozen=True)
@@ -119,20 +141,33 @@ class Bundle:
         manifest: Manifest,
         documents: StoredDocuments,
         seg: Segmentation,
-        bm25: Bm25Index,
-        dense: DenseIndex,
-        sentence_vectors: VectorRows,
+        bm25: Bm25Index | None,
+        dense: DenseIndex | None,
+        sentence_vectors: VectorRows | None,
     ) -> None:
         self.path = path
         self.manifest = manifest
         self.documents = documents
         self.seg = seg
-        self.bm25 = bm25
-        self.dense = dense
+        # None: loaded without its indexes (`has_indexes`); then `with_unit_vectors` gives the vectors.
+        self.has_indexes = dense is not None
+        self.bm25: Bm25Index = bm25 if bm25 is not None else _NotLoaded("BM25 index")  # type: ignore[assignment]
+        self.dense: DenseIndex = dense if dense is not None else _NotLoaded("dense index")  # type: ignore[assignment]
         # Indexed by unit (sentence) id: `rows[ids]` is float32 [len(ids), dim], decoded for compressed kinds.
-        self.unit_vectors = dense.vectors()
-        self.sentence_vectors = sentence_vectors
+        self.unit_vectors: VectorRows = dense.vectors() if dense is not None else _NotLoaded("unit vectors")
+        self.sentence_vectors: VectorRows = (
+            sentence_vectors if sentence_vectors is not None else _NotLoaded("sentence vectors")
+        )
         self._fields = self._index_fields(documents)
+
+    def with_unit_vectors(self, rows: RowSource) -> Bundle:
+        """This bundle, loaded without its indexes, with its unit vectors read from `rows` (the retrieval
+        engine's copy); sentence bundles read their sentences' vectors there too."""
+        other = copy.copy(self)
+        other.unit_vectors = rows
+        if isinstance(self.sentence_vectors, _NotLoaded):
+            other.sentence_vectors = rows
+        return other
 
     def with_bm25(self, params: Bm25Params) -> Bundle:
         """This bundle scored with other BM25 parameters: a new object sharing every array; this one is
@@ -143,12 +178,14 @@ class Bundle:
 
     @classmethod
     def from_settings(cls, path: str | Path, settings: Settings) -> Bundle:
-        """The bundle at `path` as the server and the CLI load it: BM25 and dense search as configured."""
+        """The bundle at `path` as the server and the CLI load it: BM25 and dense search as configured, and
+        neither loaded when Milvus serves the candidates."""
         return cls.load(
             path,
             bm25=settings.bm25_params(),
             dense=settings.dense_params(),
             threads=settings.effective_threads(),
+            indexes=settings.retrieval_backend != "milvus",
         )
 
     @classmethod
@@ -160,15 +197,25 @@ class Bundle:
         dense: DenseParams | None = None,
         threads: int = 1,
         verify: bool = True,
+        indexes: bool = True,
     ) -> Bundle:
+        """The bundle at `path`; without `indexes`, its BM25 and dense index are neither read nor required
+        (a pod whose candidates come from Milvus: `rag artifacts pull --without-indexes` leaves them out)."""
         path = Path(path)
         manifest = read_manifest(path)
         if verify:
-            verify_bundle(path, manifest)
+            verify_bundle(path, manifest, indexes=indexes)
         # Every array is checked (validate.py) before scipy, FAISS or an index into it can trust it.
         try:
             documents, seg = read_store(path / STORE_FILE)
             check_segmentation(seg, documents.text_lengths, manifest.counts)
+            if not indexes:
+                dim = manifest.embedding_model.dim
+                sentence_file = (path / SENTENCE_VECTORS_FILE).exists()
+                sentences = (
+                    map_vectors(path / SENTENCE_VECTORS_FILE, seg.n_sentences, dim) if sentence_file else None
+                )
+                return cls(path, manifest, documents, seg, None, None, sentences)
             lexical = Bm25Index(path / BM25_DIR, seg.unit_doc, bm25 or Bm25Params(), n_docs=len(documents))
             dense_index = DenseIndex(path, manifest.build.dense_index, dense, threads=threads)
             if dense_index.size != seg.n_units or dense_index.dim != manifest.embedding_model.dim:
@@ -176,7 +223,9 @@ class Bundle:
                     f"{DENSE_FILE}: {dense_index.size} vectors of {dense_index.dim} dimensions, expected {seg.n_units} "
                     f"of {manifest.embedding_model.dim}"
                 )
-            sentence_vectors = _sentence_vectors(path, dense_index, seg.n_sentences)
+            sentence_vectors = _sentence_vectors(
+                path, dense_index.vectors(), seg.n_sentences, dense_index.dim
+            )
         except BundleCorrupt as exc:
             raise BundleCorrupt(f"{path}: {exc}") from None
         except (OSError, ValueError, RuntimeError, KeyError, sqlite3.Error) as exc:

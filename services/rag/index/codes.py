@@ -10,7 +10,7 @@ minimum and maximum), so the bundle stores only the codes and the quantiser's tr
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -18,7 +18,7 @@ from ..errors import BundleCorrupt
 from .manifest import UNIT_CODE_RANGES_FILE, UNIT_CODES_FILE
 from .mapped import map_npy, release
 
-__all__ = ["CodedVectors", "DecodedRows", "VectorRows", "write_codes"]
+__all__ = ["CodedVectors", "DecodedRows", "RowSource", "VectorRows", "write_codes"]
 
 _CHUNK = 65_536  # rows encoded at a time: the codes are written without a second full-size temporary
 
@@ -98,5 +98,11 @@ class DecodedRows:
         return decoded.reshape((*keys.shape, self.shape[1]))
 
 
+class RowSource(Protocol):
+    """Rows kept outside the bundle (a retrieval engine's copy of the unit vectors), read on request."""
+
+    def __getitem__(self, ids: Any) -> np.ndarray: ...
+
+
 # What evidence, MMR and re-scoring index with unit ids: float32 rows, or rows decoded from codes on request.
-VectorRows = np.ndarray | CodedVectors | DecodedRows
+VectorRows = np.ndarray | CodedVectors | DecodedRows | RowSource

@@ -44,6 +44,14 @@ UNIT_CODE_RANGES_FILE = "unit_code_ranges.npy"  # ivf-pq only: the ranges those 
 # Compressed bundles built before 2026-12-03 re-score against float32 vectors; they still load.
 UNIT_VECTORS_FILE = "unit_vectors.npy"
 BM25_DIR = "bm25"
+# What retrieval searches: a pod whose candidates come from a retrieval engine (RAG_RETRIEVAL_BACKEND=milvus)
+# neither pulls nor loads these (`rag artifacts pull --without-indexes`).
+_INDEX_FILES = frozenset({DENSE_FILE, UNIT_CODES_FILE, UNIT_CODE_RANGES_FILE, UNIT_VECTORS_FILE})
+
+
+def is_index_file(name: str) -> bool:
+    """A file of the bundle's own BM25 or dense index (a path as the manifest lists it)."""
+    return name in _INDEX_FILES or name.startswith(f"{BM25_DIR}/")
 
 
 class FileEntry(BaseModel):

@@ -15,6 +15,7 @@ import contextlib
 import json
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -29,10 +30,11 @@ from ..pipeline.timings import Timings
 from .publish import row_count
 from .schema import version_of
 
-__all__ = ["MilvusCandidates", "filter_expression"]
+__all__ = ["EngineVectors", "MilvusCandidates", "filter_expression"]
 
 _CHECK_EVERY = 2.0  # seconds a readiness answer is reused: probes and balancers ask often
 _RETRIES = 1  # a failed search is tried once more, if the request's deadline leaves time
+_CACHED = 10_000  # unit vectors kept per process (15 MB at 384 dimensions)
 
 
 def filter_expression(filters: dict[str, Any] | None, bundle: Bundle) -> str:
@@ -82,6 +84,9 @@ class MilvusCandidates:
             reason = self._check()
             self._checked = (time.monotonic(), reason)
             return reason
+
+    def describe(self) -> dict[str, str]:
+        return {"backend": self.name, "collection": self.collection}
 
     def client(self) -> Any:
         """The connection, made on first use: a pod starts (and says why it is not ready) while Milvus is
@@ -147,15 +152,57 @@ class MilvusCandidates:
                 if dense
                 else (EMPTY, NO_SCORES)
             )
-        scores = dict(zip(bm25_units.tolist(), bm25_scores.tolist(), strict=True))
+        return Candidates(
+            bm25_units,
+            bm25_scores,
+            dense_units,
+            dense_scores,
+            _lookup(bm25_units, bm25_scores, 0.0),
+            # The engine's cosines; NaN for a unit its dense list did not return, which the pipeline computes
+            # only if it reports that unit (a search hit): an answer never needs it.
+            _lookup(dense_units, dense_scores, float("nan")),
+        )
 
-        def bm25_of(units: np.ndarray) -> np.ndarray:
-            return np.array([scores.get(u, 0.0) for u in units.tolist()], dtype=np.float32)
+    def rows(self) -> EngineVectors:
+        """The collection's unit vectors as bundle rows (for a bundle loaded without its indexes)."""
+        return EngineVectors(self, self.bundle.manifest.embedding_model.dim)
 
-        return Candidates(bm25_units, bm25_scores, dense_units, dense_scores, bm25_of)
+    def fetch_vectors(self, units: list[int]) -> dict[int, np.ndarray]:
+        """These units' vectors, by primary key; bounded like a search (its timeout, the request's deadline,
+        one retry). A unit the collection lacks is a RetrievalUnavailable: it is not this bundle's version."""
+        rows = self._call(
+            lambda client, budget: client.get(
+                self.collection, ids=units, output_fields=["vector"], timeout=budget, retry_times=0
+            )
+        )
+        vectors = {int(row["unit"]): np.asarray(row["vector"], dtype=np.float32) for row in rows}
+        if len(vectors) != len(units):
+            lacking = sorted(set(units) - vectors.keys())[:5]
+            raise RetrievalUnavailable(
+                f"Milvus {self.collection} has no units {lacking}: not this bundle's version"
+            )
+        return vectors
 
     def _search(self, query: Any, field: str, k: int, expression: str) -> tuple[np.ndarray, np.ndarray]:
-        """One search; after a failure, one more while the request's deadline leaves time. Each try is bounded
+        hits = self._call(
+            lambda client, budget: client.search(
+                self.collection,
+                data=[query],
+                anns_field=field,
+                limit=k,
+                filter=expression,
+                output_fields=[],
+                timeout=budget,
+                retry_times=0,
+            )[0]
+        )
+        units = np.array([int(hit["id"]) for hit in hits], dtype=np.int64)
+        scores = np.array([float(hit["distance"]) for hit in hits], dtype=np.float32)
+        order = np.lexsort((units, -scores))  # ties in unit order, as the bundle breaks them
+        return units[order], scores[order]
+
+    def _call(self, request: Callable[[Any, float], Any]) -> Any:
+        """One call; after a failure, one more while the request's deadline leaves time. Each try is bounded
         by RAG_MILVUS_TIMEOUT_SECONDS and by what is left of the deadline (pymilvus' own retries are off:
         with a float timeout they ran 75 times, past the deadline)."""
         failure = "no time left before the request's deadline"
@@ -166,26 +213,58 @@ class MilvusCandidates:
             client = None
             try:
                 client = self.client()
-                hits = client.search(
-                    self.collection,
-                    data=[query],
-                    anns_field=field,
-                    limit=k,
-                    filter=expression,
-                    output_fields=[],
-                    timeout=budget,
-                    retry_times=0,
-                )[0]
+                return request(client, budget)
             except Exception as exc:  # grpc and pymilvus errors alike: the engine could not answer
                 if client is not None:
                     self._forget(client)
                 failure = f"{type(exc).__name__}: {_first_line(exc)}"
-                continue
-            units = np.array([int(hit["id"]) for hit in hits], dtype=np.int64)
-            scores = np.array([float(hit["distance"]) for hit in hits], dtype=np.float32)
-            order = np.lexsort((units, -scores))  # ties in unit order, as the bundle breaks them
-            return units[order], scores[order]
         raise RetrievalUnavailable(f"Milvus {self.collection}: {failure}")
+
+
+class EngineVectors:
+    """The unit vectors of a bundle loaded without its indexes, read from its collection: `rows[ids]` as the
+    bundle's own rows answer it. An answer reads a few: its evidence candidates' (MMR, confidence), and a
+    reported hit's when the engine's dense list left its cosine out. The last `_CACHED` the engine returned
+    stay in memory, as pages of a mapped index would."""
+
+    def __init__(self, source: MilvusCandidates, dim: int) -> None:
+        self.source = source
+        self.dim = dim
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def keep(self, vectors: dict[int, Any]) -> None:
+        """Vectors the engine returned (with search hits, or fetched), for the reads that follow."""
+        with self._lock:
+            for unit, vector in vectors.items():
+                self._cache[unit] = np.asarray(vector, dtype=np.float32)
+                self._cache.move_to_end(unit)
+            while len(self._cache) > _CACHED:
+                self._cache.popitem(last=False)
+
+    def __getitem__(self, ids: Any) -> np.ndarray:
+        keys = np.asarray(ids, dtype=np.int64)
+        flat = keys.reshape(-1).tolist()
+        with self._lock:
+            found = {u: self._cache[u] for u in flat if u in self._cache}
+        missing = sorted(set(flat) - found.keys())
+        if missing:
+            fetched = self.source.fetch_vectors(missing)
+            self.keep(fetched)
+            found.update(fetched)
+        if not flat:
+            return np.zeros((*keys.shape, self.dim), dtype=np.float32)
+        return np.stack([found[u] for u in flat]).reshape((*keys.shape, self.dim))
+
+
+def _lookup(units: np.ndarray, scores: np.ndarray, default: float) -> Callable[[np.ndarray], np.ndarray]:
+    """The score of any unit: from this list, `default` for a unit the list did not return."""
+    found = dict(zip(units.tolist(), scores.tolist(), strict=True))
+
+    def of(wanted: np.ndarray) -> np.ndarray:
+        return np.array([found.get(u, default) for u in wanted.tolist()], dtype=np.float32)
+
+    return of
 
 
 def _first_line(exc: Exception) -> str:

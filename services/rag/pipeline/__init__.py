@@ -3,7 +3,7 @@
 from .compose import numbers_in, unsupported_numbers
 from .evidence import mmr
 from .fuse import convex_fusion, minmax, normalise, rrf_fusion, top_k
-from .pipeline import MAX_QUESTION_CHARS, Pipeline
+from .pipeline import MAX_QUESTION_CHARS, Pipeline, retrieval
 from .retrieve import Ranking
 from .schemas import Answer, Evidence, Hit, SearchResult
 from .timings import Timings
@@ -22,6 +22,7 @@ __all__ = [
     "mmr",
     "normalise",
     "numbers_in",
+    "retrieval",
     "rrf_fusion",
     "top_k",
     "unsupported_numbers",

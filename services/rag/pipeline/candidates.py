@@ -26,14 +26,16 @@ NO_SCORES = np.zeros(0, dtype=np.float32)
 
 @dataclass(frozen=True)
 class Candidates:
-    """Both ranked lists (unit ids, best first, with their scores), and the BM25 score of any unit: the
-    ranking reports it for units the lexical list did not return too (0 where the source cannot say)."""
+    """Both ranked lists (unit ids, best first, with their scores), and the BM25 and dense scores of any
+    unit: the ranking reports them for units one list did not return too (BM25 0 where the source cannot
+    say; dense NaN, computed from the unit's vector when reported)."""
 
     bm25_units: np.ndarray
     bm25_scores: np.ndarray
     dense_units: np.ndarray
     dense_scores: np.ndarray
     bm25_of: Callable[[np.ndarray], np.ndarray]
+    dense_of: Callable[[np.ndarray], np.ndarray]
 
 
 class CandidateSource(Protocol):
@@ -41,6 +43,10 @@ class CandidateSource(Protocol):
 
     def unavailable(self) -> str | None:
         """Why this source cannot answer now (for `/ready`), or None."""
+        ...
+
+    def describe(self) -> dict[str, str]:
+        """What `/info` says of it: the backend, and where it searches."""
         ...
 
     def candidates(
@@ -69,6 +75,9 @@ class BundleCandidates:
     def unavailable(self) -> str | None:
         return None  # loaded and verified: nothing outside the pod to wait for
 
+    def describe(self) -> dict[str, str]:
+        return {"backend": self.name}
+
     def candidates(
         self,
         question: str,
@@ -87,4 +96,11 @@ class BundleCandidates:
             dense_list, dense_scores = (
                 self.bundle.dense.search(vector, p.dense_top_k, allowed) if dense else (EMPTY, NO_SCORES)
             )
-        return Candidates(bm25_list, bm25_all[bm25_list], dense_list, dense_scores, lambda u: bm25_all[u])
+        return Candidates(
+            bm25_list,
+            bm25_all[bm25_list],
+            dense_list,
+            dense_scores,
+            lambda u: bm25_all[u],
+            lambda u: self.bundle.unit_vectors[u] @ vector,
+        )

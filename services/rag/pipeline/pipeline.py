@@ -30,7 +30,7 @@ from .schemas import Answer, CitedSpan, Hit, SearchResult
 from .timings import Timings
 from .units import UnitReader
 
-__all__ = ["MAX_QUESTION_CHARS", "Pipeline"]
+__all__ = ["MAX_QUESTION_CHARS", "Pipeline", "retrieval"]
 
 _T = TypeVar("_T")
 
@@ -106,13 +106,8 @@ class Pipeline:
         if reranker is None:
             loaded.pop("reranker", None)
         loaded["total"] = time.perf_counter() - started
-        pipeline = cls(
-            loaded_bundle,
-            embedder,
-            reranker,
-            _calibrated(settings, embedder, reranker),
-            _candidate_source(settings, loaded_bundle),
-        )
+        searched, source = retrieval(settings, loaded_bundle)
+        pipeline = cls(searched, embedder, reranker, _calibrated(settings, embedder, reranker), source)
         pipeline.load_seconds = loaded
         return pipeline
 
@@ -125,6 +120,9 @@ class Pipeline:
     def unavailable(self) -> str | None:
         """Why retrieval cannot answer now (its engine is down or lacks this version), or None."""
         return self.retriever.source.unavailable()
+
+    def describe_retrieval(self) -> dict[str, str]:
+        return self.retriever.source.describe()
 
     @property
     def corpus_id(self) -> str:
@@ -194,10 +192,17 @@ class Pipeline:
             char_start=start,
             char_end=end,
             score=float(ranking.score[i]),
-            dense_score=float(ranking.dense[i]),
+            dense_score=self._dense_score(ranking, i),
             bm25_score=float(ranking.bm25[i]),
             rerank_score=None if rerank is None or np.isnan(rerank[i]) else float(rerank[i]),
         )
+
+    def _dense_score(self, ranking: Ranking, i: int) -> float:
+        """The unit's cosine to the question, computed here when its source left it out (NaN)."""
+        score = float(ranking.dense[i])
+        if np.isnan(score):
+            score = float(self.bundle.unit_vectors[ranking.units[i : i + 1]][0] @ ranking.query_vector)
+        return score
 
     def ranked_documents(
         self, question: str, params: RetrievalParams | None = None, filters: dict[str, Any] | None = None
@@ -256,13 +261,16 @@ class Pipeline:
         )
 
 
-def _candidate_source(settings: Settings, bundle: Bundle) -> CandidateSource | None:
-    """None: the bundle's own indexes (the default); else the configured retrieval engine."""
+def retrieval(settings: Settings, bundle: Bundle) -> tuple[Bundle, CandidateSource | None]:
+    """The bundle as the pipeline reads it, and where its candidates come from: (bundle, None), its own
+    indexes (the default); else the configured engine, which also holds the unit vectors of a bundle loaded
+    without its indexes."""
     if settings.retrieval_backend != "milvus":
-        return None
+        return bundle, None
     from ..milvus import milvus_candidates
 
-    return milvus_candidates(settings, bundle)
+    source = milvus_candidates(settings, bundle)
+    return (bundle if bundle.has_indexes else bundle.with_unit_vectors(source.rows())), source
 
 
 def _checked(question: str) -> str:

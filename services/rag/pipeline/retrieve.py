@@ -59,7 +59,7 @@ class Retriever:
                     found.bm25_units, found.bm25_scores, found.dense_units, found.dense_scores, p.alpha
                 )
             units, fused = self._sentence_signal(units, fused, q, p)
-            dense = self.bundle.unit_vectors[units] @ q if len(units) else np.zeros(0, dtype=np.float32)
+            dense = found.dense_of(units) if len(units) else np.zeros(0, dtype=np.float32)
             return Ranking(units, fused, dense, found.bm25_of(units), None, q)
 
     def _sentence_signal(
