@@ -25,7 +25,7 @@ COMMA := ,
 $(BIN)/.installed: pyproject.toml testing/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e '.[torch,sample-model,dev,onnx,export,api,artifacts,milvus]' -e testing
+	$(PIP) install -q -c constraints.txt -e '.[torch,sample-model,dev,onnx,export,api,artifacts,milvus,ray]' -e testing
 	@if $(PIP) list 2>/dev/null | grep -qiE '^(nvidia-|triton )'; then echo "CUDA packages were installed: refusing" >&2; exit 1; fi
 	touch $@
 
@@ -100,7 +100,10 @@ bench-models: $(BIN)/.installed  ## model latency: torch fp32/bf16 vs ONNX fp32/
 bench-image: $(BIN)/.installed  ## image size and cold start with production-size int8 models (BENCH_ARGS=--quick: dry run)
 	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/python benchmarks/bench_cold_start.py $(BENCH_ARGS)
 
-.PHONY: bench-incremental bench-ingest-latency bench-formats bench-scale bench-milvus
+.PHONY: bench-incremental bench-ingest-latency bench-formats bench-scale bench-milvus bench-ray
+bench-ray: $(BIN)/.installed $(MODELS_DIR)/.fetched  ## rag build on a 2-node Ray cluster (loopback, its own network namespace) against one process: SciFact, time, per-actor throughput, same bytes (~5 min)
+	RAG_SHARED_DATA=$(SHARED_DATA) unshare --net -- sh -c 'ip link set lo up && exec $(BIN)/python benchmarks/bench_ray.py $(BENCH_ARGS)'
+
 bench-milvus: $(BIN)/.installed $(MODELS_DIR)/.fetched  ## the bundle backend against Milvus (milvus-lite's engine on loopback): SciFact nDCG@10, SQuAD-A top-1, rank p50, one run (~15 min)
 	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/python benchmarks/bench_milvus.py $(BENCH_ARGS)
 

@@ -355,6 +355,15 @@ class BuildSettings(BaseModel):
     )
     embedding_cache_max_entries: int = Field(2_000_000, ge=1, description="vectors kept; past it LRU go")
     embedding_cache_max_bytes: int = Field(4 * 1024**3, ge=1024, description="vector bytes kept (LRU)")
+    ray_address: str | None = Field(
+        None,
+        description="a Ray cluster (host:port, or `auto`) that `rag build` embeds on; unset = on this machine",
+    )
+    ray_actors: int = Field(
+        0,
+        ge=0,
+        description="embedding actors on Ray, one CPU and one model each; 0 = the cluster's CPUs less one",
+    )
 
 
 class ArtifactSettings(BaseModel):

@@ -172,6 +172,13 @@ class MilvusError(RagError):
     status = 502
 
 
+class DistributedBuildError(RagError):
+    """A build on a Ray cluster (`rag build --ray`) that could not finish; no bundle is left behind."""
+
+    error_type = "distributed_build_error"
+    status = 502
+
+
 class RetrievalUnavailable(RagError):
     """Milvus (RAG_RETRIEVAL_BACKEND=milvus) unreachable, too slow, or without this version: retry later.
 

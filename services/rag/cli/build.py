@@ -15,7 +15,10 @@ __all__ = ["add_parser"]
 def cmd_build(args: argparse.Namespace) -> int:
     from ..index import Builder
 
-    builder = Builder.from_settings(settings_from(args), cache_path=args.cache)
+    settings = settings_from(args)
+    if args.ray:
+        settings = settings.model_copy(update={"ray_address": args.ray})
+    builder = Builder.from_settings(settings, cache_path=args.cache)
     documents, report = builder.load(args.corpus)
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -29,6 +32,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         f"({counts['units'] / max(result.embed_seconds, 1e-9):.0f} units/s embedded, {result.cache_hits} from cache), "
         f"{size / 1e6:.1f} MB, corpus_id {result.manifest.corpus_id}"
     )
+    if builder.ray is not None:
+        print(f"embedded on Ray at {builder.ray.address}: {len(builder.ray.nodes)} node(s)")
     return 0
 
 
@@ -41,6 +46,11 @@ def add_parser(sub: Subcommands) -> None:
     build.add_argument(
         "--cache",
         help="embedding cache file (SQLite; env RAG_EMBEDDING_CACHE); rebuilds embed only what changed",
+    )
+    build.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="embed on this Ray cluster (host:port; env RAG_RAY_ADDRESS); the bundle is byte-identical",
     )
     build.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
     build.add_argument("--quiet", action="store_true")

@@ -50,13 +50,14 @@ from .manifest import (
     manifest_json,
 )
 from .progress import BuildProgress, TqdmProgress
+from .ray_embedding import CHUNK, RayEmbedding
 from .store import write_store
 
 __all__ = ["BuildResult", "Builder"]
 
 log = logging.getLogger(__name__)
 
-_EMBED_CHUNK = 512  # texts per embedder call: the embed stage reports progress (and cache writes) per chunk
+_EMBED_CHUNK = CHUNK  # texts per embedder call: the embed stage reports progress (and cache writes) per chunk
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ class Builder:
         cache_max_entries: int = DEFAULT_MAX_ENTRIES,
         cache_max_bytes: int = DEFAULT_MAX_BYTES,
         batch_invariant: bool | None = None,
+        ray: RayEmbedding | None = None,
     ) -> None:
         # A loader is called at the first build: the corpus is read and checked before a model is loaded.
         self._load_embedder = (lambda: embedder) if isinstance(embedder, EmbeddingModel) else embedder
@@ -110,6 +112,7 @@ class Builder:
         self.cache_max_entries = cache_max_entries
         self.cache_max_bytes = cache_max_bytes
         self.batch_invariant = self.cache_path is not None if batch_invariant is None else batch_invariant
+        self.ray = ray  # embeds on a Ray cluster instead of in this process; the bundle's bytes are the same
 
     @functools.cached_property
     def embedder(self) -> EmbeddingModel:
@@ -127,12 +130,18 @@ class Builder:
         given, and the cache is `cache_path` or else `RAG_EMBEDDING_CACHE`."""
         from ..models import load_embedder
 
+        ray = (
+            RayEmbedding(settings.ray_address, settings, settings.ray_actors)
+            if settings.ray_address
+            else None
+        )
         return cls(
             embedder or (lambda: load_embedder(settings)),
             settings.build_config(),
             cache_path=cache_path or settings.embedding_cache,
             cache_max_entries=settings.embedding_cache_max_entries,
             cache_max_bytes=settings.embedding_cache_max_bytes,
+            ray=ray,
         )
 
     def load(self, corpus: str | Path, *, confined: bool = False) -> tuple[list[Document], LoadReport]:
@@ -236,6 +245,25 @@ class Builder:
         def compute(batch: list[str]) -> np.ndarray:
             return self.embedder.encode(batch, kind="passage", batch_size=batch_size)
 
+        def on_ray(texts: list[str]) -> np.ndarray:
+            # One Ray job for every text not in the cache: read before dispatch, written after.
+            nonlocal count
+            assert self.ray is not None
+            before = count
+
+            def remote(missing: list[str]) -> np.ndarray:
+                assert self.ray is not None
+                return self.ray.encode(missing, identity.dim, batch_size, lambda n: embedded(before + n))
+
+            vectors = (
+                remote(texts)
+                if cache is None
+                else cache.encode(texts, namespace, identity.dim, remote, prefix=identity.passage_prefix)
+            )
+            count += len(texts)
+            embedded(count)
+            return vectors
+
         def embed(texts: list[str]) -> np.ndarray:
             nonlocal count
             parts = []
@@ -250,7 +278,7 @@ class Builder:
                 embedded(count)
             return np.concatenate(parts) if parts else np.empty((0, identity.dim), np.float32)
 
-        return embed
+        return on_ray if self.ray is not None else embed
 
     def _write_indexes(
         self,

@@ -1,0 +1,97 @@
+"""`make bench-ray`: `rag build` on a Ray cluster against the same build in one process, on this machine.
+
+SciFact's corpus (5,183 abstracts, 44.6k sentences) with the real int8 bge-small-en, no embedding cache.
+The Ray cluster is two real nodes on loopback (a head with 2 CPUs, a worker node with 1), inside the network
+namespace `make bench-ray` makes; the build embeds with one actor per CPU less one (2 actors, one ONNX thread
+each). The same machine's 2 cores serve both runs, so the ratio is Ray's overhead on one machine, not a
+speed-up; the per-actor throughput is what a cluster multiplies (docs/BENCHMARKS.md works the projection).
+
+    unshare --net sh -c 'ip link set lo up && python benchmarks/bench_ray.py [--docs N]'
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from bench_http import SHARED_DATA, WORK
+from bench_models import machine
+from rag_testkit.ray import LoopbackCluster
+from real_models import real_models
+
+from rag.config import Settings
+from rag.eval.datasets import load_beir
+from rag.index import Builder, read_manifest
+from rag.index.ray_embedding import RayEmbedding
+
+
+def echo(message: str) -> None:
+    print(message, flush=True)
+
+
+def digests(bundle: Path) -> dict[str, str]:
+    return {
+        name: hashlib.sha256((bundle / name).read_bytes()).hexdigest() for name in read_manifest(bundle).files
+    }
+
+
+def timed_build(builder: Builder, documents: list[Any], out: Path) -> dict[str, float]:
+    shutil.rmtree(out, ignore_errors=True)
+    started = time.perf_counter()
+    result = builder.build(documents, out)
+    return {
+        "seconds": time.perf_counter() - started,
+        "embed_seconds": result.embed_seconds,
+        "units": result.manifest.counts["units"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--docs", type=int, default=0, help="only the first N documents (0: all)")
+    parser.add_argument("--out", type=Path, default=WORK / "ray.json")
+    args = parser.parse_args()
+    info = machine()
+    echo(f"CPU: {info['cpu']} · avx2 {info['flags']['avx2']} · avx512_vnni {info['flags']['avx512_vnni']}")
+    embedder, _ = real_models()
+    settings = Settings(backend="onnx", embedding_model=str(embedder), reranker_model=None, threads=2)
+    documents = load_beir(SHARED_DATA / "scifact").documents
+    documents = documents[: args.docs] if args.docs else documents
+    work = WORK / "ray-build"
+    work.mkdir(parents=True, exist_ok=True)
+    local = timed_build(Builder.from_settings(settings), documents, work / "local")
+    echo(f"local: {json.dumps(local)}")
+    cluster = LoopbackCluster(work / "cluster").start()
+    try:
+        ray = RayEmbedding(cluster.address, settings)
+        builder = Builder.from_settings(settings)
+        builder.ray = ray
+        remote = timed_build(builder, documents, work / "ray")
+        actors = 2  # the cluster's 3 CPUs less one
+        remote.update(actors=actors, nodes=len(ray.nodes))
+        echo(f"ray: {json.dumps(remote)}")
+    finally:
+        cluster.stop()
+    identical = digests(work / "ray") == digests(work / "local")
+    per_actor = remote["units"] / remote["embed_seconds"] / actors
+    report = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": info,
+        "local": local,
+        "ray": remote,
+        "identical": identical,
+        "ray_over_local": remote["seconds"] / local["seconds"],
+        "units_per_second_per_actor": per_actor,
+        "units_per_second_local_2_threads": local["units"] / local["embed_seconds"],
+    }
+    args.out.write_text(json.dumps(report, indent=1))
+    echo(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""The build's embedding stage fanned out over a Ray cluster (`rag build --ray ADDRESS`), as a Ray Data
+pipeline: the texts in fixed chunks → an actor pool, each actor holding one embedder → gathered in order.
+
+The chunks are the ones the local build embeds (`CHUNK` texts per embedder call, the same batch size), so
+each text meets the same neighbours in the same padded batches and the vectors, hence every file of the
+bundle, are the bytes a single-process build writes. Everything else (segmentation, BM25's global
+statistics, the dense index, the manifest) stays in the Builder on the driver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..config import ModelSettings, Settings
+from ..errors import DistributedBuildError
+
+__all__ = ["CHUNK", "RayEmbedding"]
+
+CHUNK = 512  # texts per embedder call, locally and on Ray: the unit whose batches must not change
+
+
+class _ChunkEmbedder:
+    """A Ray actor: one embedder, loaded once; embeds whole chunks as the local build does."""
+
+    def __init__(self, settings: dict[str, Any], batch_size: int) -> None:
+        import ray
+
+        from ..models import load_embedder
+
+        # One intra-op thread per actor, as many actors as CPUs: a model call never waits for another's.
+        self.embedder = load_embedder(Settings.model_validate({**settings, "threads": 1}))
+        self.batch_size = batch_size
+        self.node = ray.get_runtime_context().get_node_id()
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        vectors = [
+            self.embedder.encode(list(texts), kind="passage", batch_size=self.batch_size).astype(np.float32)
+            for texts in batch["texts"]
+        ]
+        return {
+            "chunk": batch["chunk"],
+            "vectors": np.array([v.tobytes() for v in vectors], dtype=object),
+            "node": np.array([self.node] * len(vectors), dtype=object),
+        }
+
+
+@dataclass
+class RayEmbedding:
+    """`encode(texts, batch_size, done)` on the cluster at `address`; `nodes` is where it ran."""
+
+    address: str
+    settings: Settings
+    actors: int = 0
+    nodes: set[str] = field(default_factory=set)
+
+    def encode(self, texts: list[str], dim: int, batch_size: int, done: Callable[[int], None]) -> np.ndarray:
+        """float32 [len(texts), dim], in order; `done(n)` after each chunk with the texts embedded so far."""
+        import ray
+
+        if not texts:
+            return np.empty((0, dim), np.float32)
+        self._connect(ray)
+        chunks = [texts[i : i + CHUNK] for i in range(0, len(texts), CHUNK)]
+        items = [{"chunk": i, "texts": chunk} for i, chunk in enumerate(chunks)]
+        actors = self.actors or max(1, int(ray.cluster_resources().get("CPU", 2)) - 1)
+        dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+            _ChunkEmbedder,
+            fn_constructor_kwargs={
+                # The model's settings only: nothing else (no secret) travels to the workers.
+                "settings": self.settings.model_dump(mode="json", include=set(ModelSettings.model_fields)),
+                "batch_size": batch_size,
+            },
+            batch_size=1,
+            batch_format="numpy",
+            concurrency=min(actors, len(items)),
+            num_cpus=1,
+            # A worker node lost mid-build: its actors are started again elsewhere and its chunks retried.
+            max_restarts=-1,
+            max_task_retries=-1,
+            scheduling_strategy="SPREAD",  # actors over every node, not packed onto the first
+        )
+        out = np.empty((len(texts), dim), np.float32)
+        embedded = 0
+        try:
+            for row in dataset.iter_rows():
+                i = int(row["chunk"])
+                vectors = np.frombuffer(row["vectors"], dtype=np.float32).reshape(-1, dim)
+                out[i * CHUNK : i * CHUNK + len(vectors)] = vectors
+                self.nodes.add(str(row["node"]))
+                embedded += len(vectors)
+                done(embedded)
+        except Exception as exc:  # Ray's errors wrap the worker's; the build fails with the reason
+            raise DistributedBuildError(
+                f"embedding on Ray ({self.address}) failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        return out
+
+    def _connect(self, ray: Any) -> None:
+        if not ray.is_initialized():
+            ray.init(address=self.address, logging_level="ERROR", log_to_driver=False)
