@@ -3,28 +3,12 @@ is the only interface: the server cannot listen on, or send to, anything else.""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from rag_testkit.tools import require_tool
+from rag_testkit.tools import pytest_in_network_namespace
 
 HERE = Path(__file__).resolve().parent
 
 
 def test_channel_cases_in_their_own_network_namespace() -> None:
-    unshare = require_tool("unshare", "util-linux")
-    ip = require_tool("ip", "iproute2")
-    inner = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "python_files=*.py"]
-    script = f"{ip} link set lo up && exec {' '.join(inner)} {HERE / 'channels_cases.py'}"
-    done = subprocess.run(
-        [unshare, "--net", "--", "sh", "-c", script],
-        cwd=HERE.parents[1],
-        env=os.environ,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
-    assert " passed" in done.stdout and "skipped" not in done.stdout, done.stdout[-2000:]
+    pytest_in_network_namespace(HERE / "channels_cases.py", cwd=HERE.parents[1], timeout=900)
