@@ -1,4 +1,4 @@
-"""k8s/build/rayjob.yaml, the index build as a KubeRay RayJob: its shape, and every `rag` command of its
+"""k8s/ray/rayjob.yaml, the index build as a KubeRay RayJob: its shape, and every `rag` command of its
 entrypoint parsed by the real CLI (a misspelt flag would fail the job only in the cluster)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import yaml
 
 from rag.cli import build_parser
 
-RAYJOB = Path(__file__).resolve().parents[2] / "k8s" / "build" / "rayjob.yaml"
+RAYJOB = Path(__file__).resolve().parents[2] / "k8s" / "ray" / "rayjob.yaml"
 
 
 def rag_commands(entrypoint: str) -> list[list[str]]:
