@@ -21,6 +21,7 @@ __all__ = [
     "ConfigError",
     "CorpusError",
     "DeadlineExceeded",
+    "DistributedBuildError",
     "EmbeddingCacheError",
     "Forbidden",
     "GenerationError",
