@@ -8,10 +8,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import numpy as np
-
 from ..config import RetrievalParams
 from ..pipeline import MAX_QUESTION_CHARS, Pipeline, Ranking, Timings, rrf_fusion
+from ..pipeline.candidates import score_lookup
 
 __all__ = ["expanded_ranking", "expansion_messages", "parse_paraphrases"]
 
@@ -70,15 +69,10 @@ def expanded_ranking(
         q = rankings[0].query_vector
         # The question's own scores, as its ranking reported them: BM25 0 and the cosine NaN (computed if
         # reported) where a unit came only from a paraphrase.
-        bm25 = _scores_of(units, rankings[0].units, rankings[0].bm25, 0.0)
-        dense = _scores_of(units, rankings[0].units, rankings[0].dense, float("nan"))
+        bm25 = score_lookup(rankings[0].units, rankings[0].bm25, 0.0)(units)
+        dense = score_lookup(rankings[0].units, rankings[0].dense, float("nan"))(units)
         ranking = Ranking(units, fused, dense, bm25, None, q)
     if params.rerank and pipeline.reranker is not None and len(units):
         with timings.stage("rerank"):
             ranking = pipeline.rerank(queries[0], ranking, params)
     return ranking
-
-
-def _scores_of(wanted: np.ndarray, units: np.ndarray, scores: np.ndarray, default: float) -> np.ndarray:
-    found = dict(zip(units.tolist(), scores.tolist(), strict=True))
-    return np.array([found.get(u, default) for u in wanted.tolist()], dtype=np.float32)

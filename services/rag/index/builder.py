@@ -57,8 +57,6 @@ __all__ = ["BuildResult", "Builder"]
 
 log = logging.getLogger(__name__)
 
-_EMBED_CHUNK = CHUNK  # texts per embedder call: the embed stage reports progress (and cache writes) per chunk
-
 
 @dataclass(frozen=True)
 class BuildResult:
@@ -245,15 +243,16 @@ class Builder:
         def compute(batch: list[str]) -> np.ndarray:
             return self.embedder.encode(batch, kind="passage", batch_size=batch_size)
 
+        ray = self.ray
+
         def on_ray(texts: list[str]) -> np.ndarray:
             # One Ray job for every text not in the cache: read before dispatch, written after.
             nonlocal count
-            assert self.ray is not None
             before = count
 
             def remote(missing: list[str]) -> np.ndarray:
-                assert self.ray is not None
-                return self.ray.encode(missing, identity.dim, batch_size, lambda n: embedded(before + n))
+                assert ray is not None
+                return ray.encode(missing, identity.dim, batch_size, lambda n: embedded(before + n))
 
             vectors = (
                 remote(texts)
@@ -267,8 +266,8 @@ class Builder:
         def embed(texts: list[str]) -> np.ndarray:
             nonlocal count
             parts = []
-            for start in range(0, len(texts), _EMBED_CHUNK):
-                chunk = texts[start : start + _EMBED_CHUNK]
+            for start in range(0, len(texts), CHUNK):
+                chunk = texts[start : start + CHUNK]
                 parts.append(
                     compute(chunk)
                     if cache is None
@@ -278,7 +277,7 @@ class Builder:
                 embedded(count)
             return np.concatenate(parts) if parts else np.empty((0, identity.dim), np.float32)
 
-        return on_ray if self.ray is not None else embed
+        return on_ray if ray is not None else embed
 
     def _write_indexes(
         self,

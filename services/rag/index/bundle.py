@@ -98,9 +98,11 @@ def record_evaluation(path: str | Path, evaluation: Evaluation) -> Manifest:
     return updated
 
 
-def _sentence_vectors(path: Path, unit_vectors: VectorRows, n_sentences: int, dim: int) -> VectorRows:
+def _sentence_vectors(
+    path: Path, unit_vectors: VectorRows | None, n_sentences: int, dim: int
+) -> VectorRows | None:
     """Passage/document bundles keep their sentences' vectors in a file of their own (mapped: evidence reads
-    a few rows per query); in sentence bundles they are the unit vectors."""
+    a few rows per query); in sentence bundles they are the unit vectors (None: not loaded)."""
     file = path / SENTENCE_VECTORS_FILE
     if not file.exists():
         return unit_vectors
@@ -210,11 +212,7 @@ class Bundle:
             documents, seg = read_store(path / STORE_FILE)
             check_segmentation(seg, documents.text_lengths, manifest.counts)
             if not indexes:
-                dim = manifest.embedding_model.dim
-                sentence_file = (path / SENTENCE_VECTORS_FILE).exists()
-                sentences = (
-                    map_vectors(path / SENTENCE_VECTORS_FILE, seg.n_sentences, dim) if sentence_file else None
-                )
+                sentences = _sentence_vectors(path, None, seg.n_sentences, manifest.embedding_model.dim)
                 return cls(path, manifest, documents, seg, None, None, sentences)
             lexical = Bm25Index(path / BM25_DIR, seg.unit_doc, bm25 or Bm25Params(), n_docs=len(documents))
             dense_index = DenseIndex(path, manifest.build.dense_index, dense, threads=threads)

@@ -25,7 +25,7 @@ from ..config import RetrievalParams
 from ..deadline import remaining
 from ..errors import RetrievalUnavailable
 from ..index import Bundle
-from ..pipeline.candidates import EMPTY, NO_SCORES, Candidates, lists_wanted
+from ..pipeline.candidates import EMPTY, NO_SCORES, Candidates, lists_wanted, score_lookup
 from ..pipeline.timings import Timings
 from .publish import row_count
 from .schema import version_of
@@ -157,10 +157,10 @@ class MilvusCandidates:
             bm25_scores,
             dense_units,
             dense_scores,
-            _lookup(bm25_units, bm25_scores, 0.0),
+            score_lookup(bm25_units, bm25_scores, 0.0),
             # The engine's cosines; NaN for a unit its dense list did not return, which the pipeline computes
             # only if it reports that unit (a search hit): an answer never needs it.
-            _lookup(dense_units, dense_scores, float("nan")),
+            score_lookup(dense_units, dense_scores, float("nan")),
         )
 
     def rows(self) -> EngineVectors:
@@ -255,16 +255,6 @@ class EngineVectors:
         if not flat:
             return np.zeros((*keys.shape, self.dim), dtype=np.float32)
         return np.stack([found[u] for u in flat]).reshape((*keys.shape, self.dim))
-
-
-def _lookup(units: np.ndarray, scores: np.ndarray, default: float) -> Callable[[np.ndarray], np.ndarray]:
-    """The score of any unit: from this list, `default` for a unit the list did not return."""
-    found = dict(zip(units.tolist(), scores.tolist(), strict=True))
-
-    def of(wanted: np.ndarray) -> np.ndarray:
-        return np.array([found.get(u, default) for u in wanted.tolist()], dtype=np.float32)
-
-    return of
 
 
 def _first_line(exc: Exception) -> str:

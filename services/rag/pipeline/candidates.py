@@ -18,7 +18,15 @@ from ..index import Bundle
 from .fuse import top_k
 from .timings import Timings
 
-__all__ = ["EMPTY", "NO_SCORES", "BundleCandidates", "CandidateSource", "Candidates", "lists_wanted"]
+__all__ = [
+    "EMPTY",
+    "NO_SCORES",
+    "BundleCandidates",
+    "CandidateSource",
+    "Candidates",
+    "lists_wanted",
+    "score_lookup",
+]
 
 EMPTY = np.zeros(0, dtype=np.int64)
 NO_SCORES = np.zeros(0, dtype=np.float32)
@@ -57,6 +65,16 @@ class CandidateSource(Protocol):
         filters: dict[str, Any] | None,
         t: Timings,
     ) -> Candidates: ...
+
+
+def score_lookup(units: np.ndarray, scores: np.ndarray, default: float) -> Callable[[np.ndarray], np.ndarray]:
+    """The score of any unit: from this list, `default` for a unit the list did not return."""
+    found = dict(zip(units.tolist(), scores.tolist(), strict=True))
+
+    def of(wanted: np.ndarray) -> np.ndarray:
+        return np.array([found.get(u, default) for u in wanted.tolist()], dtype=np.float32)
+
+    return of
 
 
 def lists_wanted(p: RetrievalParams) -> tuple[bool, bool]:
