@@ -66,7 +66,7 @@ test: lint typecheck models  ## everything CI runs
 test-fast: $(BIN)/.installed $(MODELS_DIR)/.fetched  ## the quick loop: no slow (full-dataset) tests, no image build
 	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/pytest -p no:cacheprovider -m "not slow and not image" -q
 
-k8s: $(BIN)/.installed  ## rewrite k8s/ from the chart (helm/rag); run after changing the chart, a test fails on drift
+k8s: $(BIN)/.installed  ## rewrite k8s/ from the charts (helm/rag; k8s/ray/ from helm/rag-index-build); run after changing a chart, a test fails on drift
 	$(BIN)/python ci/render-k8s.py --helm "$$($(BIN)/python -m rag_testkit.helm)"
 
 IMAGE ?= localhost/rag:latest
@@ -101,7 +101,7 @@ bench-image: $(BIN)/.installed  ## image size and cold start with production-siz
 	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/python benchmarks/bench_cold_start.py $(BENCH_ARGS)
 
 .PHONY: bench-incremental bench-ingest-latency bench-formats bench-scale bench-milvus bench-ray
-bench-ray: $(BIN)/.installed $(MODELS_DIR)/.fetched  ## rag build on a 2-node Ray cluster (loopback, its own network namespace) against one process: SciFact, time, per-actor throughput, same bytes (~5 min)
+bench-ray: $(BIN)/.installed $(MODELS_DIR)/.fetched  ## rag build on a 2-node Ray cluster (loopback, its own network namespace) against one process: SciFact, time, per-actor throughput, same bytes (~25 min; BENCH_ARGS="--cache --docs 1000": cached builds, ~6 min)
 	RAG_SHARED_DATA=$(SHARED_DATA) unshare --net -- sh -c 'ip link set lo up && exec $(BIN)/python benchmarks/bench_ray.py $(BENCH_ARGS)'
 
 bench-milvus: $(BIN)/.installed $(MODELS_DIR)/.fetched  ## the bundle backend against Milvus (milvus-lite's engine on loopback): SciFact nDCG@10, SQuAD-A top-1, rank p50, one run (~15 min)

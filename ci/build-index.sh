@@ -4,8 +4,8 @@
 # (defaults are paths in the repo; relative paths given are taken from the current directory):
 #
 #   CORPUS             the corpus: a folder/file, or an s3://bucket/prefix      (default: sample-corpus)
-#   EVAL_SET           BEIR-layout evaluation set for that corpus: queries.jsonl + qrels/test.tsv
-#                                                                               (default: ci/eval-set)
+#   EVAL_SET           BEIR-layout evaluation set for that corpus: queries.jsonl + qrels/test.tsv, a folder
+#                      or an s3://bucket/prefix                                 (default: ci/eval-set)
 #   BUNDLE_OUT         where the bundle is built (replaced whole)              (default: build/ci/bundle)
 #   EMBEDDING_CACHE    embedding cache (SQLite); rebuilds embed only changes   (default: build/ci/embeddings.sqlite)
 #   RAG_ARTIFACTS_URI  s3://bucket/prefix of published bundles; unset: no gate (nothing to compare with)
@@ -31,11 +31,18 @@ CHANNEL=${CHANNEL:-staging}
 QUALITY_METRIC=${QUALITY_METRIC:-ndcg@10}
 QUALITY_MARGIN=${QUALITY_MARGIN:-0.02}
 
-[ -d "$EVAL_SET" ] || die "EVAL_SET $EVAL_SET is not a folder (queries.jsonl + qrels/test.tsv)"
+[[ $EVAL_SET == s3://* || -d $EVAL_SET ]] \
+  || die "EVAL_SET $EVAL_SET is not a folder or an s3:// prefix (queries.jsonl + qrels/test.tsv)"
 require_rag
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/build-index.XXXXXX")
 trap 'rm -rf "$work"' EXIT
+
+eval_set=$EVAL_SET
+if [[ $EVAL_SET == s3://* ]]; then
+  eval_set=$work/eval-set
+  rag artifacts download "$EVAL_SET" --dest "$eval_set"
+fi
 
 corpus=$CORPUS
 if [[ $CORPUS == s3://* ]]; then
@@ -47,7 +54,7 @@ fi
 
 mkdir -p "$(dirname "$BUNDLE_OUT")" "$(dirname "$EMBEDDING_CACHE")"
 rag build "$corpus" --out "$BUNDLE_OUT" --force --quiet --cache "$EMBEDDING_CACHE"
-rag eval --bundle "$BUNDLE_OUT" --eval-set "$EVAL_SET" --record --json-out "$BUNDLE_OUT.eval.json"
+rag eval --bundle "$BUNDLE_OUT" --eval-set "$eval_set" --record --json-out "$BUNDLE_OUT.eval.json"
 gh_output bundle "$BUNDLE_OUT"
 
 if [ -z "${RAG_ARTIFACTS_URI:-}" ]; then

@@ -213,34 +213,33 @@ def base_image() -> str:
     return ensure_base_image(rebuild=os.environ.get("CI") == "true")
 
 
-@pytest.fixture(scope="session")
-def image(base_image: str, tmp_path_factory: pytest.TempPathFactory, real_models: Path) -> str:
-    """The image with the models the tests default to baked in: the real int8 bge-small-en and MiniLM-L12."""
+def _built_image(tag: str, context: Path, real_models: Path, extras: str = "") -> str:
+    """The Dockerfile built with the models the tests default to (the real int8 bge-small-en and MiniLM-L12)
+    and `extras` (RAG_EXTRAS; the Dockerfile's default when empty)."""
     from rag_testkit.containers import build_image
 
-    size = build_image(
-        IMAGE,
-        tmp_path_factory.mktemp("image-context"),
-        embedder=real_models / "bge-small-en",
-        reranker=real_models / "ms-marco-MiniLM-L-12-v2",
-    )
-    print(f"\nimage {IMAGE}: {size / 1e6:.1f} MB (bge-small-en + MiniLM-L12, int8)")
-    return IMAGE
-
-
-@pytest.fixture(scope="session")
-def milvus_image(image: str, tmp_path_factory: pytest.TempPathFactory, real_models: Path) -> str:
-    """The image's Milvus variant (`make image RAG_EXTRAS=onnx,api,artifacts,milvus`), after the default one
-    so the layers before its pip step come from the cache."""
-    from rag_testkit.containers import build_image
-
-    tag = f"{IMAGE}-milvus"
-    size = build_image(
-        tag,
-        tmp_path_factory.mktemp("milvus-image-context"),
-        embedder=real_models / "bge-small-en",
-        reranker=real_models / "ms-marco-MiniLM-L-12-v2",
-        extras="onnx,api,artifacts,milvus",
-    )
+    embedder, reranker = real_models / "bge-small-en", real_models / "ms-marco-MiniLM-L-12-v2"
+    size = build_image(tag, context, embedder=embedder, reranker=reranker, extras=extras)
     print(f"\nimage {tag}: {size / 1e6:.1f} MB (bge-small-en + MiniLM-L12, int8)")
     return tag
+
+
+@pytest.fixture(scope="session")
+def image(base_image: str, tmp_path_factory: pytest.TempPathFactory, real_models: Path) -> str:
+    """The image as `make image` builds it."""
+    return _built_image(IMAGE, tmp_path_factory.mktemp("image-context"), real_models)
+
+
+# The variants build after the default image, so the layers before their pip step come from the cache.
+@pytest.fixture(scope="session")
+def milvus_image(image: str, tmp_path_factory: pytest.TempPathFactory, real_models: Path) -> str:
+    """The image's Milvus variant (`make image RAG_EXTRAS=onnx,api,artifacts,milvus`)."""
+    context = tmp_path_factory.mktemp("milvus-image-context")
+    return _built_image(f"{IMAGE}-milvus", context, real_models, "onnx,api,artifacts,milvus")
+
+
+@pytest.fixture(scope="session")
+def ray_image(image: str, tmp_path_factory: pytest.TempPathFactory, real_models: Path) -> str:
+    """The index build's image (`make image RAG_EXTRAS=onnx,api,artifacts,ray`), what helm/rag-index-build runs."""
+    context = tmp_path_factory.mktemp("ray-image-context")
+    return _built_image(f"{IMAGE}-ray", context, real_models, "onnx,api,artifacts,ray")

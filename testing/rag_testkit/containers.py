@@ -25,6 +25,7 @@ CONTAINERS_CONF = ROOT / "tests" / "image" / "containers.conf"
 PACKAGES = ("podman", "buildah", "debootstrap", "runc", "netavark", "uidmap")
 _SERIAL = itertools.count()
 _CONTEXT_FILES = ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md", "constraints.txt")
+_CI_SCRIPTS = ("lib.sh", "build-index.sh", "publish-index.sh", "index-job.sh")  # the RayJob's entrypoint
 
 
 def podman(*args: str, check: bool = True, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
@@ -64,6 +65,9 @@ def build_image(tag: str, context: Path, *, embedder: Path, reranker: Path, extr
         ROOT / "services", context / "services", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
     )
     shutil.copytree(ROOT / "image", context / "image")
+    (context / "ci").mkdir()
+    for script in _CI_SCRIPTS:
+        shutil.copy(ROOT / "ci" / script, context / "ci" / script)
     shutil.copytree(embedder, context / "image" / "models" / "embedder")
     shutil.copytree(reranker, context / "image" / "models" / "reranker")
     args = ["build", "--format", "docker", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "-t", tag]

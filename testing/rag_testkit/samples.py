@@ -70,3 +70,43 @@ def big_corpus(folder: Path, documents: int = 3000) -> Path:
             text = " ".join(f"{words[(i + j) % len(words)]} {j}." for j in range(40))
             handle.write(json.dumps({"id": f"d{i}", "title": f"doc {i}", "text": text}) + "\n")
     return folder
+
+
+_WORDS = [
+    "cell",
+    "protein",
+    "gene",
+    "river",
+    "mountain",
+    "engine",
+    "market",
+    "theory",
+    "signal",
+    "planet",
+    "enzyme",
+    "bridge",
+    "climate",
+    "vaccine",
+    "neuron",
+    "orbit",
+    "copper",
+    "forest",
+    "harbor",
+    "circuit",
+    "membrane",
+    "glacier",
+    "lattice",
+    "tissue",
+]
+
+
+def sentences_corpus(folder: Path, docs: int = 70, sentences: int = 18) -> Path:
+    """~1,260 sentences (by default): three embedding chunks of 512, so a Ray build can spread over nodes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for d in range(docs):
+        lines = []
+        for s in range(sentences):
+            words = [_WORDS[(d * 7 + s * 3 + k * 5) % len(_WORDS)] for k in range(6 + (d + s) % 9)]
+            lines.append(f"Study {d}.{s} relates the {' '.join(words)} to result {d * sentences + s}.")
+        (folder / f"doc{d:03d}.txt").write_text(" ".join(lines))
+    return folder

@@ -217,7 +217,9 @@ def require_packages(*packages: str) -> None:
     )
 
 
-def pytest_in_network_namespace(cases: Path, cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+def pytest_in_network_namespace(
+    cases: Path, cwd: Path, timeout: float, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """pytest on `cases` inside a network namespace of its own (`unshare --net`), where loopback is the only
     interface: servers that listen on every interface, or advertise the host's address (Milvus 2.3, Ray),
     cannot reach past it. Asserts it passed, with nothing skipped."""
@@ -228,7 +230,7 @@ def pytest_in_network_namespace(cases: Path, cwd: Path, timeout: float) -> subpr
     done = subprocess.run(
         [unshare, "--net", "--", "sh", "-c", script],
         cwd=cwd,
-        env=os.environ,
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -7,6 +7,7 @@ import os
 import re
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -214,3 +215,98 @@ def test_index_scripts_refuse_to_run_unconfigured(tmp_path: Path) -> None:
     assert promoted.returncode == 2 and "VERSION is not set" in promoted.stderr
     built = run("build-index.sh", {"EVAL_SET": str(tmp_path / "none"), "VENV": str(tmp_path)}, tmp_path)
     assert built.returncode == 2 and "EVAL_SET" in built.stderr
+
+
+def fake_cluster(tmp_path: Path, states: list[str]) -> dict[str, str]:
+    """Stand-ins for helm (records its arguments) and kubectl (answers the RayJob's status with the next of
+    `states`, then the last one again): the real RayJob runs in tests/deploy/test_rayjob.py."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (tmp_path / "states").write_text("\n".join(states) + "\n")
+    helm, kubectl = bin_dir / "helm", bin_dir / "kubectl"
+    helm.write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/helm-calls\n')
+    kubectl.write_text(
+        "#!/bin/sh\n"
+        f'case "$*" in *reason*) echo "DeadlineExceeded: the job ran past activeDeadlineSeconds"; exit 0;; esac\n'
+        f"state=$(head -n 1 {tmp_path}/states)\n"
+        f'if [ "$(wc -l < {tmp_path}/states)" -gt 1 ]; then sed -i 1d {tmp_path}/states; fi\n'
+        'printf "%s" "$state"\n'
+    )
+    for path in (helm, kubectl):
+        path.chmod(0o755)
+    return {"HELM": str(helm), "KUBECTL": str(kubectl), "POLL_SECONDS": "0"}
+
+
+def submit_env(tmp_path: Path, s3_server: str, bucket: str) -> dict[str, str]:
+    return {
+        "CORPUS": f"s3://{bucket}/corpus",
+        "EVAL_SET": f"s3://{bucket}/eval-set",
+        "RAG_ARTIFACTS_URI": f"s3://{bucket}/rag",
+        "RAG_S3_ENDPOINT_URL": s3_server,
+        "VERSION": "ray-1",
+        "RELEASE": "index-nightly",
+        "GITHUB_OUTPUT": str(tmp_path / "github-output"),
+        "VENV": str(Path(sys.executable).parent.parent),
+    }
+
+
+def test_submit_index_build_installs_the_chart_waits_and_reports_the_published_version(
+    tmp_path: Path, s3_server: str, bucket: str, aws_credentials: None, tiny_bundle: Path
+) -> None:
+    env = {
+        **submit_env(tmp_path, s3_server, bucket),
+        **fake_cluster(tmp_path, ["", "Running/RUNNING", "Complete/SUCCEEDED"]),
+    }
+    # what the RayJob does when it publishes: the version is in S3 by the time the job has succeeded
+    venv_bin = Path(sys.executable).parent
+    pushed = subprocess.run(
+        [str(venv_bin / "rag"), "artifacts", "push", str(tiny_bundle), "--version", "ray-1"],
+        env={**os.environ, **env}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert pushed.returncode == 0, pushed.stderr
+    done = run("submit-index-build.sh", env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "ray-1"
+    assert outputs(tmp_path / "github-output") == {"changed": "true", "version": "ray-1"}
+    (call,) = (tmp_path / "helm-calls").read_text().splitlines()
+    assert call.startswith(f"upgrade --install index-nightly {ROOT}/helm/rag-index-build ")
+    assert (
+        f"corpusUri=s3://{bucket}/corpus,evalSetUri=s3://{bucket}/eval-set,artifacts.uri=s3://{bucket}/rag"
+        in call
+    )
+    assert "channel=staging,version=ray-1" in call
+
+
+@pytest.mark.parametrize(
+    ("states", "status", "says"),
+    [
+        (["Running/RUNNING", "Complete/SUCCEEDED"], 0, "published nothing: the bundle is unchanged"),
+        (["Running/RUNNING", "Complete/FAILED"], 1, "ended Complete/FAILED: DeadlineExceeded"),
+        (["Failed/"], 1, "ended Failed/: DeadlineExceeded: the job ran past activeDeadlineSeconds"),
+    ],
+)
+def test_submit_index_build_reports_a_job_that_failed_or_published_nothing(
+    tmp_path: Path,
+    s3_server: str,
+    bucket: str,
+    aws_credentials: None,
+    states: list[str],
+    status: int,
+    says: str,
+) -> None:
+    env = {**submit_env(tmp_path, s3_server, bucket), **fake_cluster(tmp_path, states)}
+    done = run("submit-index-build.sh", env, tmp_path)
+    assert done.returncode == status and says in done.stderr, done.stderr
+    assert done.stdout == ""
+    if status == 0:
+        assert outputs(tmp_path / "github-output") == {"changed": "false"}
+
+
+def test_submit_index_build_gives_up_at_its_timeout_and_refuses_a_local_corpus(
+    tmp_path: Path, s3_server: str, bucket: str, aws_credentials: None
+) -> None:
+    env = {**submit_env(tmp_path, s3_server, bucket), **fake_cluster(tmp_path, ["Running/RUNNING"])}
+    late = run("submit-index-build.sh", {**env, "TIMEOUT_SECONDS": "0"}, tmp_path)
+    assert late.returncode == 2 and "did not end within 0s (last state: Running/RUNNING)" in late.stderr
+    local = run("submit-index-build.sh", {**env, "CORPUS": "sample-corpus"}, tmp_path)
+    assert local.returncode == 2 and "CORPUS must be an s3:// prefix" in local.stderr

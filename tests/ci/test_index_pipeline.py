@@ -165,3 +165,34 @@ def test_build_publish_pull_then_a_degraded_corpus_is_refused_and_staging_stays(
         ["rag", "artifacts", "gate", str(degraded), "--channel", "staging", "--margin", "0.9"],
     )
     assert allowed.returncode == 0 and "passed: ndcg@10 0.2000 ≥ 1.0000 − 0.9" in allowed.stdout
+
+
+def test_the_index_job_publishes_a_changed_bundle_once_and_refuses_a_worse_one(
+    ci: Runner, s3_server: str, bucket: str, tmp_path: Path
+) -> None:
+    """ci/index-job.sh, the RayJob's entrypoint (helm/rag-index-build), with its inputs in S3 as the chart
+    gives them: build, gate, publish; the same corpus again publishes nothing; a worse one is refused."""
+    store = S3Store(S3Location(bucket, "rag"), endpoint_url=s3_server)
+    eval_uri = upload_corpus(s3_server, bucket, eval_set(tmp_path / "eval-upload"), "eval-set")
+    corpus_uri = upload_corpus(s3_server, bucket, write_corpus(tmp_path / "good"), "corpus/v1")
+    job = {"CORPUS": corpus_uri, "EVAL_SET": eval_uri, "BUNDLE_OUT": str(tmp_path / "bundle")}
+
+    first = ci.script("index-job.sh", **job)
+    assert first.returncode == 0, first.stdout + first.stderr
+    version = first.stdout.splitlines()[-1]
+    assert (
+        read_channel(store, "staging").version
+        == version
+        == default_version(read_manifest(tmp_path / "bundle"))
+    )
+
+    again = ci.script("index-job.sh", **job)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "nothing to publish" in again.stderr and again.stdout.splitlines()[-1] != version  # no new version
+    assert list_artifacts(store)["versions"] == [version]
+
+    worse_uri = upload_corpus(s3_server, bucket, write_corpus(tmp_path / "worse", DEGRADED), "corpus/v2")
+    refused = ci.script("index-job.sh", **{**job, "CORPUS": worse_uri})
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert list_artifacts(store)["versions"] == [version]
+    assert read_channel(store, "staging").version == version

@@ -199,7 +199,7 @@ def test_index_builds_gates_publishes_to_staging_then_promotes_to_prod_behind_an
     assert jobs["publish-index"]["if"] == "needs.build-index.outputs.changed == 'true'"
     assert jobs["build-index"]["outputs"]["changed"] == "${{ steps.build.outputs.changed }}"
     assert (
-        jobs["promote-prod"]["needs"] == "publish-index"
+        jobs["promote-prod"]["needs"] == ["publish-index", "build-index-ray"]
         and jobs["promote-prod"]["environment"] == "production"
     )
     for job in ("build-index", "publish-index", "promote-prod"):
@@ -208,6 +208,31 @@ def test_index_builds_gates_publishes_to_staging_then_promotes_to_prod_behind_an
         assert aws["role-to-assume"].startswith("${{") and "aws-region" in aws
     built = next(s for s in steps(index, "build-index") if s.get("run") == "ci/build-index.sh")
     assert built["env"]["CHANNEL"] == "staging"
+
+
+def test_index_can_build_on_a_ray_cluster_instead_of_the_runner_and_promotes_either() -> None:
+    """One of build-index and build-index-ray runs, by the same expression; prod follows whichever published."""
+    index = workflows()["index.yml"]
+    jobs = index["jobs"]
+    assert index["on"]["workflow_dispatch"]["inputs"]["build_on"]["options"] == ["auto", "runner", "ray"]
+    chooser = "((inputs.build_on != 'auto' && inputs.build_on) || vars.RAG_BUILD_ON || 'runner')"
+    assert jobs["build-index"]["if"] == f"{chooser} == 'runner'"
+    assert jobs["build-index-ray"]["if"] == f"{chooser} == 'ray'"
+    submitted = next(s for s in steps(index, "build-index-ray") if s.get("run") == "ci/submit-index-build.sh")
+    assert submitted["env"]["CHANNEL"] == "staging"
+    assert int(submitted["env"]["TIMEOUT_SECONDS"]) < jobs["build-index-ray"]["timeout-minutes"] * 60
+    assert jobs["build-index-ray"]["environment"] == "staging"  # the staging role, as publish-index has
+    promote = jobs["promote-prod"]
+    assert (
+        "needs.build-index-ray.outputs.changed == 'true'" in promote["if"] and "!cancelled()" in promote["if"]
+    )
+    version = next(s for s in steps(index, "promote-prod") if s.get("run") == "ci/promote-index.sh")["env"][
+        "VERSION"
+    ]
+    assert (
+        "needs.publish-index.outputs.version" in version
+        and "needs.build-index-ray.outputs.version" in version
+    )
 
 
 def test_image_uses_buildx_with_cache_tags_sbom_and_provenance() -> None:

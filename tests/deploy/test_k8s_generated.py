@@ -123,9 +123,11 @@ def test_k8s_is_what_the_generator_writes_now(helm: Helm, tmp_path: Path) -> Non
         env=helm.env,
         timeout=180,
     )
-    written = {p.name: p.read_text() for p in tmp_path.iterdir()}
+    written = {str(p.relative_to(tmp_path)): p.read_text() for p in tmp_path.rglob("*") if p.is_file()}
     checked_in = {
-        p.name: p.read_text() for p in K8S.iterdir() if p.is_file() and p.name != "chart-values.yaml"
+        str(p.relative_to(K8S)): p.read_text()
+        for p in K8S.rglob("*")
+        if p.is_file() and p.name != "chart-values.yaml" and "components" not in p.relative_to(K8S).parts
     }
     stale = sorted(name for name in written if written[name] != checked_in.get(name))
     assert (stale, sorted(set(checked_in) - set(written))) == ([], []), "run `make k8s` and commit k8s/"

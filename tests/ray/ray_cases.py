@@ -19,35 +19,9 @@ from pathlib import Path
 import pytest
 from rag_testkit.launch import user_environment
 from rag_testkit.ray import LoopbackCluster, RayNode
+from rag_testkit.samples import sentences_corpus
 
 from rag.index import read_manifest
-
-WORDS = [
-    "cell",
-    "protein",
-    "gene",
-    "river",
-    "mountain",
-    "engine",
-    "market",
-    "theory",
-    "signal",
-    "planet",
-    "enzyme",
-    "bridge",
-    "climate",
-    "vaccine",
-    "neuron",
-    "orbit",
-    "copper",
-    "forest",
-    "harbor",
-    "circuit",
-    "membrane",
-    "glacier",
-    "lattice",
-    "tissue",
-]
 
 
 @pytest.fixture(scope="module")
@@ -55,18 +29,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, lis
     started = LoopbackCluster(tmp_path_factory.mktemp("ray")).start()
     yield started.address, started.nodes
     started.stop()
-
-
-def corpus(folder: Path, docs: int = 70, sentences: int = 18) -> Path:
-    """~1,260 sentences: three embedding chunks of 512, so the work can spread over both nodes."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for d in range(docs):
-        lines = []
-        for s in range(sentences):
-            words = [WORDS[(d * 7 + s * 3 + k * 5) % len(WORDS)] for k in range(6 + (d + s) % 9)]
-            lines.append(f"Study {d}.{s} relates the {' '.join(words)} to result {d * sentences + s}.")
-        (folder / f"doc{d:03d}.txt").write_text(" ".join(lines))
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +59,7 @@ def test_a_ray_build_writes_the_bytes_of_a_local_build(
     cluster: tuple[str, list[RayNode]], model_env: dict[str, str], tmp_path: Path
 ) -> None:
     address, _ = cluster
-    texts = corpus(tmp_path / "corpus")
+    texts = sentences_corpus(tmp_path / "corpus")
     local = build(model_env, texts, tmp_path / "local")
     assert local.returncode == 0, local.stderr[-3000:]
     remote = build(model_env, texts, tmp_path / "ray", "--ray", address)
@@ -111,7 +73,7 @@ def test_the_cache_is_read_before_dispatch_and_written_after(
     cluster: tuple[str, list[RayNode]], model_env: dict[str, str], tmp_path: Path
 ) -> None:
     address, _ = cluster
-    texts = corpus(tmp_path / "corpus")
+    texts = sentences_corpus(tmp_path / "corpus")
     cache = str(tmp_path / "cache.sqlite")
     first = build(model_env, texts, tmp_path / "first", "--ray", address, "--cache", cache)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -133,7 +95,7 @@ def test_a_worker_node_killed_mid_build_leaves_a_whole_bundle_or_none(
     """Last in this module: it takes the worker node away. Ray starts the lost actors again on the head and
     retries their chunks; if the build cannot finish it exits non-zero with the reason and leaves nothing."""
     address, nodes = cluster
-    texts = corpus(tmp_path / "corpus", docs=240)  # ~4,300 sentences: the kill lands mid-embedding
+    texts = sentences_corpus(tmp_path / "corpus", docs=240)  # ~4,300 sentences: the kill lands mid-embedding
     local = build(model_env, texts, tmp_path / "local")
     assert local.returncode == 0, local.stderr[-3000:]
     rag = str(Path(sys.executable).parent / "rag")

@@ -9,6 +9,8 @@ statistics, the dense index, the manifest) stays in the Builder on the driver.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,25 +39,33 @@ class _ChunkEmbedder:
         self.node = ray.get_runtime_context().get_node_id()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        vectors = [
-            self.embedder.encode(list(texts), kind="passage", batch_size=self.batch_size).astype(np.float32)
-            for texts in batch["texts"]
-        ]
+        vectors, seconds = [], []
+        for texts in batch["texts"]:
+            started = time.perf_counter()
+            vectors.append(
+                self.embedder.encode(list(texts), kind="passage", batch_size=self.batch_size).astype(
+                    np.float32
+                )
+            )
+            seconds.append(time.perf_counter() - started)
         return {
             "chunk": batch["chunk"],
             "vectors": np.array([v.tobytes() for v in vectors], dtype=object),
             "node": np.array([self.node] * len(vectors), dtype=object),
+            "seconds": np.array(seconds, dtype=np.float64),
         }
 
 
 @dataclass
 class RayEmbedding:
-    """`encode(texts, batch_size, done)` on the cluster at `address`; `nodes` is where it ran."""
+    """`encode(texts, batch_size, done)` on the cluster at `address`; `nodes` is where it ran, `busy_seconds`
+    the actors' time inside the embedder summed over chunks (texts / busy_seconds is one actor's throughput)."""
 
     address: str
     settings: Settings
     actors: int = 0
     nodes: set[str] = field(default_factory=set)
+    busy_seconds: float = 0.0
 
     def encode(self, texts: list[str], dim: int, batch_size: int, done: Callable[[int], None]) -> np.ndarray:
         """float32 [len(texts), dim], in order; `done(n)` after each chunk with the texts embedded so far."""
@@ -76,12 +86,10 @@ class RayEmbedding:
             },
             batch_size=1,
             batch_format="numpy",
-            concurrency=min(actors, len(items)),
+            # Ray Data's defaults for an actor pool are what a build needs, so none is overridden: actors SPREAD
+            # over the nodes, and restarted without limit with their tasks retried when a node is lost.
+            compute=ray.data.ActorPoolStrategy(size=min(actors, len(items))),
             num_cpus=1,
-            # A worker node lost mid-build: its actors are started again elsewhere and its chunks retried.
-            max_restarts=-1,
-            max_task_retries=-1,
-            scheduling_strategy="SPREAD",  # actors over every node, not packed onto the first
         )
         out = np.empty((len(texts), dim), np.float32)
         embedded = 0
@@ -91,6 +99,7 @@ class RayEmbedding:
                 vectors = np.frombuffer(row["vectors"], dtype=np.float32).reshape(-1, dim)
                 out[i * CHUNK : i * CHUNK + len(vectors)] = vectors
                 self.nodes.add(str(row["node"]))
+                self.busy_seconds += float(row["seconds"])
                 embedded += len(vectors)
                 done(embedded)
         except Exception as exc:  # Ray's errors wrap the worker's; the build fails with the reason
@@ -102,3 +111,7 @@ class RayEmbedding:
     def _connect(self, ray: Any) -> None:
         if not ray.is_initialized():
             ray.init(address=self.address, logging_level="ERROR", log_to_driver=False)
+        # The build's own progress bar advances per chunk gathered; Ray Data's bars and its execution log
+        # would interleave with it (its full logs stay in the session's logs/ray-data).
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
