@@ -60,10 +60,11 @@ configMapGenerator:
 """
 
 
-def render(helm: str) -> str:
+def render(
+    helm: str, release: str = "rag", chart: Path = CHART, values: Path = ROOT / "k8s" / "chart-values.yaml"
+) -> str:
     return subprocess.run(
-        [helm, "template", "rag", str(CHART), "--values", str(ROOT / "k8s" / "chart-values.yaml"),
-         "--kube-version", KUBE_VERSION],
+        [helm, "template", release, str(chart), "--values", str(values), "--kube-version", KUBE_VERSION],
         check=True, capture_output=True, text=True, timeout=120,
     ).stdout  # fmt: skip
 
@@ -129,11 +130,7 @@ def k8s_files(rendered: str) -> dict[str, str]:
 
 def rayjob(helm: str) -> str:
     """k8s/ray/rayjob.yaml: the index build's RayJob, from helm/rag-index-build with k8s/ray/chart-values.yaml."""
-    rendered = subprocess.run(
-        [helm, "template", "rag-build-index", str(INDEX_BUILD_CHART),
-         "--values", str(ROOT / "k8s" / "ray" / "chart-values.yaml"), "--kube-version", KUBE_VERSION],
-        check=True, capture_output=True, text=True, timeout=120,
-    ).stdout  # fmt: skip
+    rendered = render(helm, "rag-build-index", INDEX_BUILD_CHART, ROOT / "k8s" / "ray" / "chart-values.yaml")
     (text,) = documents(rendered).values()
     return RAYJOB_HEADER + without_helm_fields(text)
 

@@ -110,3 +110,25 @@ def sentences_corpus(folder: Path, docs: int = 70, sentences: int = 18) -> Path:
             lines.append(f"Study {d}.{s} relates the {' '.join(words)} to result {d * sentences + s}.")
         (folder / f"doc{d:03d}.txt").write_text(" ".join(lines))
     return folder
+
+
+def write_eval_set(folder: Path, queries: dict[str, tuple[str, str]]) -> Path:
+    """A BEIR-layout evaluation set (queries.jsonl + qrels/test.tsv) of {query id: (text, relevant doc id)}."""
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": qid, "text": text}) + "\n" for qid, (text, _) in queries.items())
+    )
+    rows = "".join(f"{qid}\t{doc}\t1\n" for qid, (_, doc) in queries.items())
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + rows)
+    return folder
+
+
+def upload_folder(s3_endpoint: str, bucket: str, folder: Path, prefix: str) -> str:
+    """Every file under `folder` to s3://bucket/prefix/… (a corpus or an eval set kept in S3); that URI."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3_endpoint)
+    for path in folder.rglob("*"):
+        if path.is_file():
+            client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(folder).as_posix()}")
+    return f"s3://{bucket}/{prefix}"

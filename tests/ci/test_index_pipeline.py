@@ -13,10 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import boto3
 import pytest
 from ci_checks import ROOT
-from rag_testkit.samples import SAMPLE_DOCS, write_corpus
+from rag_testkit.samples import SAMPLE_DOCS, upload_folder, write_corpus, write_eval_set
 
 from rag.artifacts import S3Location, S3Store, default_version, list_artifacts, read_channel
 from rag.index import read_manifest, verify_bundle
@@ -37,13 +36,7 @@ DEGRADED = {
 
 
 def eval_set(folder: Path) -> Path:
-    (folder / "qrels").mkdir(parents=True)
-    (folder / "queries.jsonl").write_text(
-        "".join(json.dumps({"_id": qid, "text": text}) + "\n" for qid, (text, _) in QUERIES.items())
-    )
-    rows = "".join(f"{qid}\t{doc}\t1\n" for qid, (_, doc) in QUERIES.items())
-    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + rows)
-    return folder
+    return write_eval_set(folder, QUERIES)
 
 
 def tree(path: Path) -> dict[str, bytes]:
@@ -84,21 +77,13 @@ def ci(s3_server: str, bucket: str, tiny_models: dict[str, Path], tmp_path: Path
     return Runner(env, tmp_path)
 
 
-def upload_corpus(s3_server: str, bucket: str, corpus: Path, prefix: str) -> str:
-    client = boto3.client("s3", endpoint_url=s3_server)
-    for path in corpus.rglob("*"):
-        if path.is_file():
-            client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(corpus).as_posix()}")
-    return f"s3://{bucket}/{prefix}"
-
-
 def test_build_publish_pull_then_a_degraded_corpus_is_refused_and_staging_stays(
     ci: Runner, s3_server: str, bucket: str, tmp_path: Path
 ) -> None:
     store = S3Store(S3Location(bucket, "rag"), endpoint_url=s3_server)
 
     # 1. the corpus lives in S3; nothing is on staging yet, so the gate has nothing to compare with
-    corpus_uri = upload_corpus(s3_server, bucket, write_corpus(tmp_path / "good"), "corpus/v1")
+    corpus_uri = upload_folder(s3_server, bucket, write_corpus(tmp_path / "good"), "corpus/v1")
     good = tmp_path / "out" / "good"
     outputs = tmp_path / "github-output"
     built = ci.script("build-index.sh", CORPUS=corpus_uri, BUNDLE_OUT=str(good), GITHUB_OUTPUT=str(outputs))
@@ -173,8 +158,8 @@ def test_the_index_job_publishes_a_changed_bundle_once_and_refuses_a_worse_one(
     """ci/index-job.sh, the RayJob's entrypoint (helm/rag-index-build), with its inputs in S3 as the chart
     gives them: build, gate, publish; the same corpus again publishes nothing; a worse one is refused."""
     store = S3Store(S3Location(bucket, "rag"), endpoint_url=s3_server)
-    eval_uri = upload_corpus(s3_server, bucket, eval_set(tmp_path / "eval-upload"), "eval-set")
-    corpus_uri = upload_corpus(s3_server, bucket, write_corpus(tmp_path / "good"), "corpus/v1")
+    eval_uri = upload_folder(s3_server, bucket, eval_set(tmp_path / "eval-upload"), "eval-set")
+    corpus_uri = upload_folder(s3_server, bucket, write_corpus(tmp_path / "good"), "corpus/v1")
     job = {"CORPUS": corpus_uri, "EVAL_SET": eval_uri, "BUNDLE_OUT": str(tmp_path / "bundle")}
 
     first = ci.script("index-job.sh", **job)
@@ -191,7 +176,7 @@ def test_the_index_job_publishes_a_changed_bundle_once_and_refuses_a_worse_one(
     assert "nothing to publish" in again.stderr and again.stdout.splitlines()[-1] != version  # no new version
     assert list_artifacts(store)["versions"] == [version]
 
-    worse_uri = upload_corpus(s3_server, bucket, write_corpus(tmp_path / "worse", DEGRADED), "corpus/v2")
+    worse_uri = upload_folder(s3_server, bucket, write_corpus(tmp_path / "worse", DEGRADED), "corpus/v2")
     refused = ci.script("index-job.sh", **{**job, "CORPUS": worse_uri})
     assert refused.returncode == 1, refused.stdout + refused.stderr
     assert list_artifacts(store)["versions"] == [version]

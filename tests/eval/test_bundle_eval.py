@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from rag_testkit import samples
 
 from rag.cli import main
 from rag.config import RetrievalParams
@@ -25,13 +26,7 @@ QUERIES = {
 
 
 def write_eval_set(folder: Path, queries: dict[str, tuple[str, str]] = QUERIES) -> Path:
-    (folder / "qrels").mkdir(parents=True)
-    (folder / "queries.jsonl").write_text(
-        "".join(json.dumps({"_id": qid, "text": text}) + "\n" for qid, (text, _) in queries.items())
-    )
-    rows = "".join(f"{qid}\t{doc}\t1\n" for qid, (_, doc) in queries.items())
-    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + rows)
-    return folder
+    return samples.write_eval_set(folder, queries)
 
 
 def test_eval_set_reads_queries_and_judgements_and_names_what_is_wrong(tmp_path: Path) -> None:

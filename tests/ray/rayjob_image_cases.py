@@ -29,7 +29,7 @@ import pytest
 import yaml
 from rag_testkit.containers import TEST_AWS, podman
 from rag_testkit.launch import user_environment
-from rag_testkit.samples import sentences_corpus
+from rag_testkit.samples import sentences_corpus, upload_folder, write_eval_set
 from rag_testkit.tools import free_port, stop, wait_for
 
 from rag.artifacts import S3Location, S3Store, read_channel
@@ -73,22 +73,6 @@ def ray_start(params: dict[str, str], *extra: str) -> str:
     """KubeRay's container command: `ulimit -n 65536; ray start <rayStartParams> --block` under `bash -lc`."""
     flags = " ".join(f"--{key}={value}" for key, value in params.items())
     return f"ulimit -n 65536; ray start {flags} {' '.join(extra)} --node-ip-address=127.0.0.1 --block"
-
-
-def eval_set(folder: Path) -> Path:
-    (folder / "qrels").mkdir(parents=True)
-    lines = [json.dumps({"_id": qid, "text": text}) for qid, (text, _) in QUERIES.items()]
-    (folder / "queries.jsonl").write_text("\n".join(lines) + "\n")
-    rows = "".join(f"{qid}\t{doc}\t1\n" for qid, (_, doc) in QUERIES.items())
-    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + rows)
-    return folder
-
-
-def upload(s3_server: str, folder: Path, bucket: str, prefix: str) -> None:
-    client = boto3.client("s3", endpoint_url=s3_server)
-    for path in folder.rglob("*"):
-        if path.is_file():
-            client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(folder).as_posix()}")
 
 
 def wait(what: str, check: Any, timeout: float = 180) -> None:
@@ -158,8 +142,9 @@ def test_the_rayjob_builds_gates_and_publishes_the_bytes_of_a_local_build(
         Bucket=env["RAG_ARTIFACTS_URI"][5:].split("/")[0]
     )
     corpus = sentences_corpus(tmp_path / "corpus")
-    upload(s3_server, corpus, corpus_bucket, corpus_prefix)
-    upload(s3_server, eval_set(tmp_path / "eval"), corpus_bucket, env["EVAL_SET"].split("/", 3)[3])
+    upload_folder(s3_server, corpus_bucket, corpus, corpus_prefix)
+    eval_set = write_eval_set(tmp_path / "eval", QUERIES)
+    upload_folder(s3_server, corpus_bucket, eval_set, env["EVAL_SET"].split("/", 3)[3])
 
     # KubeRay's submitter: `ray job submit` to the head's dashboard, waiting for the job's end.
     submit = f"ray job submit --address http://127.0.0.1:8265 --submission-id build-1 -- {job['spec']['entrypoint']}"
