@@ -66,3 +66,27 @@ def test_the_computation_sees_its_requests_deadline() -> None:
 
     inside, outside = asyncio.run(scenario())
     assert 2.0 < inside <= 3.0 and outside == 100.0
+
+
+def test_a_request_that_finds_a_thread_idle_is_admitted_however_slow_answers_are() -> None:
+    """Slow computations (a reranked answer while a hot reload warms the next version) make a queue long,
+    not an idle thread busy: with two threads and one running, the second starts at once."""
+
+    async def scenario() -> tuple[list[object], list[object]]:
+        admission = Admission(limit=32, threads=2, timeout_seconds=30, max_wait=1.0)
+        admission.learn(3.0)  # one computation ≈ 3 s, three times the wait allowed
+        running = asyncio.ensure_future(admission.run(lambda: time.sleep(0.3)))
+        await asyncio.sleep(0.05)
+        second = await asyncio.gather(admission.run(lambda: None), return_exceptions=True)
+        both_busy = asyncio.ensure_future(admission.run(lambda: time.sleep(0.3)))
+        await asyncio.sleep(0.05)
+        third = await asyncio.gather(admission.run(lambda: None), return_exceptions=True)
+        await asyncio.gather(running, both_busy)
+        admission.shutdown()
+        return second, third
+
+    second, third = asyncio.run(scenario())
+    assert second == [None]
+    # both threads busy: it would wait for one of them to end, half a computation (the instant second one
+    # brought the average to 0.8 × 3 = 2.4 s), past the 1 s allowed
+    assert isinstance(third[0], Overloaded) and "queue is 1.2 s long" in str(third[0])

@@ -10,7 +10,10 @@ admitting new ones.
 
 A count alone does not bound the wait: 32 reranked answers queued on one core are ~8 s of work. So a request
 is also refused when the work already admitted would keep it waiting longer than `max_wait` (the requests
-ahead of it per inference thread × the recent time of one computation, an exponential moving average).
+ahead of it per inference thread × the recent time of one computation, an exponential moving average). A
+request that finds an inference thread idle waits nothing, however slow computations are: counting the running
+ones as a queue once refused reranked answers on a worker with a thread free (seen under a hot reload, which
+slows every answer while the next version warms up beside them).
 """
 
 from __future__ import annotations
@@ -52,9 +55,12 @@ class Admission:
         """Seconds a request admitted now would wait before its computation starts. Until a first computation
         has ended nothing is known: as many as there are threads start at once, the rest wait for the lesson
         (an unbounded first burst once kept 32 reranked answers waiting ~7 s)."""
+        if self._in_flight < self.threads:
+            return 0.0
         if self._compute_seconds == 0.0:
-            return 0.0 if self._in_flight < self.threads else math.inf
-        return self._in_flight / self.threads * self._compute_seconds
+            return math.inf
+        # It starts when one of the running computations ends and every one queued before it has started.
+        return (self._in_flight - self.threads + 1) / self.threads * self._compute_seconds
 
     @property
     def saturated(self) -> bool:
