@@ -61,7 +61,7 @@ typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
 test: lint typecheck models  ## everything CI runs
-	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/pytest -p no:cacheprovider
+	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/pytest -p no:cacheprovider --durations=30
 
 test-fast: $(BIN)/.installed $(MODELS_DIR)/.fetched  ## the quick loop: no slow (full-dataset) tests, no image build
 	RAG_SHARED_DATA=$(SHARED_DATA) $(BIN)/pytest -p no:cacheprovider -m "not slow and not image" -q

@@ -1,5 +1,9 @@
 """SciFact with the real all-MiniLM-L6-v2: the encoder path reproduces the published number, BM25 sits in
-the published band, and the shipped defaults beat the plain hybrid baseline. Minutes of CPU: `slow`."""
+the published band, and the shipped defaults beat the plain hybrid baseline. Minutes of CPU: `slow`.
+
+The weights run as `rag models export` makes them (fp32 ONNX, served without torch): the same vectors as
+sentence-transformers (the export checks it) in ~half the time here (5,183 abstracts and 44.6k sentences:
+sentences 2.2×, abstracts 1.5× faster than torch on 2 cores, measured), which kept `make test` inside its hour."""
 
 from pathlib import Path
 
@@ -12,6 +16,7 @@ from rag.index import Bm25Params, Builder, Bundle
 from rag.index.lexical import Bm25Index
 from rag.index.manifest import BM25_DIR
 from rag.models import OFFLINE_MINILM, load_embedder
+from rag.models.export import export_model
 from rag.pipeline import Pipeline
 
 pytestmark = pytest.mark.slow
@@ -19,7 +24,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def scifact(tmp_path_factory: pytest.TempPathFactory):
-    settings = Settings(embedding_model=OFFLINE_MINILM, backend="torch", reranker_model=None)
+    exported = export_model(OFFLINE_MINILM, tmp_path_factory.mktemp("minilm") / "fp32").path
+    settings = Settings(embedding_model=str(exported), backend="onnx", reranker_model=None)
     embedder = load_embedder(settings)
     data = load_beir(SHARED_DATA / "scifact", "test")
     path = tmp_path_factory.mktemp("scifact") / "bundle"

@@ -95,7 +95,8 @@ def test_a_worker_node_killed_mid_build_leaves_a_whole_bundle_or_none(
     """Last in this module: it takes the worker node away. Ray starts the lost actors again on the head and
     retries their chunks; if the build cannot finish it exits non-zero with the reason and leaves nothing."""
     address, nodes = cluster
-    texts = sentences_corpus(tmp_path / "corpus", docs=240)  # ~4,300 sentences: the kill lands mid-embedding
+    # ~2,160 sentences in five chunks: the kill lands mid-embedding
+    texts = sentences_corpus(tmp_path / "corpus", docs=120)
     local = build(model_env, texts, tmp_path / "local")
     assert local.returncode == 0, local.stderr[-3000:]
     rag = str(Path(sys.executable).parent / "rag")

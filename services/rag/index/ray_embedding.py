@@ -86,9 +86,12 @@ class RayEmbedding:
             },
             batch_size=1,
             batch_format="numpy",
-            # Ray Data's defaults for an actor pool are what a build needs, so none is overridden: actors SPREAD
-            # over the nodes, and restarted without limit with their tasks retried when a node is lost.
-            compute=ray.data.ActorPoolStrategy(size=min(actors, len(items))),
+            # Ray Data's defaults for an actor pool are what a build needs: actors SPREAD over the nodes, and
+            # restarted without limit with their tasks retried when a node is lost. Except one: a chunk is
+            # seconds of work, so an actor holds one at a time. With Ray Data's 4 queued per actor, the
+            # first actor up (on the head, where the chunks are) took all three chunks of a small build
+            # while the worker node's actor idled (seen), and a large one ends waiting on queued stragglers.
+            compute=ray.data.ActorPoolStrategy(size=min(actors, len(items)), max_tasks_in_flight_per_actor=1),
             num_cpus=1,
         )
         out = np.empty((len(texts), dim), np.float32)
