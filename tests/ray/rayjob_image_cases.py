@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -57,10 +58,15 @@ def pod(job: dict[str, Any], group: str) -> tuple[dict[str, Any], dict[str, str]
 
 def run_args(name: str, container: dict[str, Any]) -> list[str]:
     """`podman run` as the kubelet would run the pod's container: its env (plus the Secret's, as envFrom gives
-    it), a read-only root when its securityContext says so, its emptyDirs as tmpfs."""
+    it), a read-only root when its securityContext says so, its emptyDirs as tmpfs, and the /dev/shm KubeRay
+    adds to every Ray container (a memory emptyDir sized to the container's memory limit)."""
     args = ["run", "-d", "--name", name, "--entrypoint", "/bin/bash"]
     if container["securityContext"].get("readOnlyRootFilesystem"):
         args.append("--read-only")
+    memory = container["resources"]["limits"]["memory"]
+    limit = re.fullmatch(r"(\d+)([KMG])i", memory)
+    assert limit, f"a memory limit podman's --shm-size cannot say: {memory}"
+    args += ["--shm-size", f"{limit[1]}{limit[2].lower()}"]
     for mount in container["volumeMounts"]:
         args += ["--tmpfs", f"{mount['mountPath']}:rw,exec,mode=1777"]
     env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
