@@ -11,9 +11,10 @@ admitting new ones.
 A count alone does not bound the wait: 32 reranked answers queued on one core are ~8 s of work. So a request
 is also refused when the work already admitted would keep it waiting longer than `max_wait` (the requests
 ahead of it per inference thread × the recent time of one computation, an exponential moving average). A
-request that finds an inference thread idle waits nothing, however slow computations are: counting the running
-ones as a queue once refused reranked answers on a worker with a thread free (seen under a hot reload, which
-slows every answer while the next version warms up beside them).
+request that finds an inference thread idle waits nothing, however slow computations are, and one that finds
+them all busy waits for the first to end, not for all. Counting the running computations as queued once
+refused answers that would have waited half as long as estimated, or not at all (in CI: 3 clients on 2 workers
+during a hot reload, which slows every answer while the next version warms up beside them).
 """
 
 from __future__ import annotations
