@@ -2,8 +2,8 @@
 the published band, and the shipped defaults beat the plain hybrid baseline. Minutes of CPU: `slow`.
 
 The weights run as `rag models export` makes them (fp32 ONNX, served without torch): the same vectors as
-sentence-transformers (the export checks it) in ~half the time here (5,183 abstracts and 44.6k sentences:
-sentences 2.2×, abstracts 1.5× faster than torch on 2 cores, measured), which kept `make test` inside its hour."""
+sentence-transformers (the export checks it) in ~half the time (sentences 2.2×, abstracts 1.5× faster than
+torch on 2 cores, measured on a sample of 300 abstracts), which keeps `make test` inside its hour."""
 
 from pathlib import Path
 
