@@ -75,10 +75,11 @@ def test_a_request_that_finds_a_thread_idle_is_admitted_however_slow_answers_are
     async def scenario() -> tuple[list[object], list[object]]:
         admission = Admission(limit=32, threads=2, timeout_seconds=30, max_wait=1.0)
         admission.learn(3.0)  # one computation ≈ 3 s, three times the wait allowed
-        running = asyncio.ensure_future(admission.run(lambda: time.sleep(0.3)))
+        # 2 s each, so a loaded CI machine cannot end them before the third request is asked for
+        running = asyncio.ensure_future(admission.run(lambda: time.sleep(2.0)))
         await asyncio.sleep(0.05)
         second = await asyncio.gather(admission.run(lambda: None), return_exceptions=True)
-        both_busy = asyncio.ensure_future(admission.run(lambda: time.sleep(0.3)))
+        both_busy = asyncio.ensure_future(admission.run(lambda: time.sleep(2.0)))
         await asyncio.sleep(0.05)
         third = await asyncio.gather(admission.run(lambda: None), return_exceptions=True)
         await asyncio.gather(running, both_busy)
