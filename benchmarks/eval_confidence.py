@@ -9,7 +9,8 @@ Each sampled question is asked three times against the SQuAD bundle (sentence un
 
 For each it records the evidence (is an answer string in the top-1 / top-3 ranked sentences?) and candidate
 confidences: today's (cosine of the best evidence sentence, no rerank) and the cross-encoder's probability for
-the best reranked sentence. Articles are split in halves as `rag eval` splits them: the first half tunes (the
+the best reranked sentence, and the tokens the cross-encoder read (its cost). The reranked modes differ in depth
+and in whether the cross-encoder reads the title (`RAG_RERANK_TOP_N`, `RAG_RERANK_TITLE`). Articles are split in halves as `rag eval` splits them: the first half tunes (the
 threshold), the second reports. AUROC is the probability that an answerable question scores above an
 unanswerable one.
 
@@ -30,6 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 from real_models import SHARED_DATA, echo, real_models  # noqa: E402
 from studies.suites import EvalRunner, Variant, replace_cfg  # noqa: E402
+from tokenizers import Tokenizer  # noqa: E402
 
 from rag.config import RetrievalParams, Settings  # noqa: E402
 from rag.eval.datasets import SquadQuestion, load_squad  # noqa: E402
@@ -60,15 +62,26 @@ def filters_for(q: SquadQuestion, condition: str) -> dict[str, Any] | None:
     return None
 
 
-# What each mode changes from the shipped retrieval parameters
+# What each mode changes from the shipped retrieval parameters. Over sentence units the cross-encoder reads
+# each of the top `rerank_top_n` sentences alone; the variants differ in depth and in whether it also reads the
+# title. The tuning half chooses among them under the cost budget (docs/EVALUATION.md).
 MODES: dict[str, dict[str, Any]] = {
     "no rerank": {"rerank": False},
-    "rerank top 10, 0.4 ce + 0.6 fused": {"rerank": True, "rerank_top_n": 10, "rerank_weight": 0.4},
-    "rerank, shipped (top 20; over sentence units the ce alone)": {"rerank": True},
+    **{
+        f"rerank top {n}, ce alone, {'title' if title else 'no title'}": {
+            "rerank": True,
+            "rerank_top_n": n,
+            "rerank_weight": 1.0,
+            "rerank_title": title,
+        }
+        for n, title in ((20, True), (10, True), (10, False), (8, True), (8, False), (5, False))
+    },
 }
 
 
-def ask(pipeline: Pipeline, q: SquadQuestion, condition: str, mode: dict[str, Any]) -> dict[str, Any]:
+def ask(
+    pipeline: Pipeline, q: SquadQuestion, condition: str, mode: dict[str, Any], tokens: Tokenizer
+) -> dict[str, Any]:
     params = pipeline.resolve({**mode, "abstain_threshold": -1.0, "abstain_rerank_threshold": -1.0})
     ranking = pipeline.rank(q.question, params, filters_for(q, condition))
     rows, relevance = pipeline.evidence.candidates(ranking, params)
@@ -77,7 +90,14 @@ def ask(pipeline: Pipeline, q: SquadQuestion, condition: str, mode: dict[str, An
     ]
     hit = [any(a in s for a in q.answers) for s in top]
     answer = pipeline.compose(q.question, ranking, params, filters_for(q, condition))
-    return {"top1": any(hit[:1]), "top3": any(hit[:3]), "confidence": answer.confidence}
+    read = 0  # tokens the cross-encoder read for this answer: its cost (the same pairs it scored)
+    if params.rerank and pipeline.cross_encoder is not None:
+        first = pipeline.rank(
+            q.question, params.model_copy(update={"rerank": False}), filters_for(q, condition)
+        )
+        texts = pipeline.cross_encoder.texts(first, params)
+        read = sum(len(e.ids) for e in tokens.encode_batch([(q.question, t) for t in texts]))
+    return {"top1": any(hit[:1]), "top3": any(hit[:3]), "confidence": answer.confidence, "tokens": read}
 
 
 def threshold_for(answerable: np.ndarray, max_abstain: float = 0.05) -> float:
@@ -123,11 +143,14 @@ def main() -> None:
     shipped = RetrievalParams().model_dump(exclude={"rerank"})
     pipeline = runner.pipeline(Variant("squad", bundle, settings.bm25_params(), shipped))
     pipeline.reranker = OnnxCrossEncoder(reranker, threads=2)
+    tokens = Tokenizer.from_file(str(reranker / "tokenizer.json"))
+    tokens.no_padding()
+    tokens.no_truncation()
     results: dict[str, dict[str, list[dict[str, Any]]]] = {mode: {} for mode in modes}
     for mode, overrides in modes.items():
         started = time.perf_counter()
         for condition in CONDITIONS:
-            results[mode][condition] = [ask(pipeline, q, condition, overrides) for q in questions]
+            results[mode][condition] = [ask(pipeline, q, condition, overrides, tokens) for q in questions]
         echo(f"{mode}: {time.perf_counter() - started:.0f} s for {len(questions)} questions × 3")
     tune = np.asarray([q.article in tune_articles for q in questions])
     report: dict[str, Any] = {"questions": len(questions), "tune_questions": int(tune.sum()), "modes": {}}
@@ -137,6 +160,9 @@ def main() -> None:
         threshold = threshold_for(confidence["answerable"][tune])
         held = ~tune
         row = {
+            "tune_top1": float(np.mean([r["top1"] for r, t in zip(answerable, tune, strict=True) if t])),
+            "tune_top3": float(np.mean([r["top3"] for r, t in zip(answerable, tune, strict=True) if t])),
+            "rerank_tokens_p50": float(np.median([r["tokens"] for r in answerable])),
             "heldout_top1": float(np.mean([r["top1"] for r, h in zip(answerable, held, strict=True) if h])),
             "heldout_top3": float(np.mean([r["top3"] for r, h in zip(answerable, held, strict=True) if h])),
             "auroc_article_removed": auroc(

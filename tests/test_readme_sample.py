@@ -39,7 +39,7 @@ def test_the_readme_question_is_answered_from_the_docs_with_citations(bundle: Pa
 def test_a_question_the_docs_do_not_cover_abstains_with_its_reason(bundle: Path) -> None:
     out = make_ask(bundle, "Who won the 1998 World Cup?")
     assert "(no answer) weak evidence: best reranker score" in out, out[-2000:]
-    assert "below the threshold 0.489" in out  # the threshold recorded with the MiniLM-L12 reranker
+    assert "below the threshold 0.409" in out  # the threshold recorded with the MiniLM-L12 reranker
 
 
 def test_no_table_row_or_bare_heading_is_ever_evidence(bundle: Path, embedder, reranker, settings) -> None:

@@ -196,6 +196,27 @@ def test_rerank_text_best_sentence_gives_the_cross_encoder_the_title_and_closest
     assert sorted(recorder.texts) == sorted([f"Long. {filler} {water}", "Short. Cats sleep."])
 
 
+def test_rerank_title_false_reads_units_without_their_titles(tmp_path: Path, embedder) -> None:
+    """RAG_RERANK_TITLE: by default the cross-encoder reads a unit's title before its text (a sentence unit's,
+    and the best sentence of a document unit); false leaves the title out of both."""
+    from rag.config import BuildConfig
+    from rag.corpus import Document
+    from rag.index import Builder
+
+    title, sentence = "A long title about the boiling point of water", "Water boils at 100 degrees."
+    documents = [Document("w", title, f"{sentence} Ice melts.")]
+    question = "At what temperature does water boil?"
+    for unit in ("sentence", "document"):
+        Builder(embedder, BuildConfig(unit=unit)).build(documents, tmp_path / unit)
+        recorder = RecordingReranker()
+        pipeline = Pipeline(Bundle.load(tmp_path / unit), embedder, recorder, RetrievalParams())  # type: ignore[arg-type]
+        pipeline.rank(question)
+        assert f"{title}. {sentence}" in recorder.texts, unit
+        recorder.texts.clear()
+        pipeline.rank(question, RetrievalParams(rerank_title=False))
+        assert sentence in recorder.texts and not any(title in t for t in recorder.texts), unit
+
+
 def test_a_reranker_set_after_construction_reranks(sample_bundle: Path, embedder) -> None:
     """The studies swap the reranker into a built pipeline; the rerank stage must follow it."""
     pipeline = Pipeline(Bundle.load(sample_bundle), embedder, None, RetrievalParams())

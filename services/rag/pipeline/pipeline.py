@@ -153,16 +153,14 @@ class Pipeline:
         ranking = self.retriever.retrieve(question, p, filters, t)
         if p.rerank and self.cross_encoder is not None and len(ranking.units):
             with t.stage("rerank"):
-                ranking = self.cross_encoder.rerank(
-                    question, ranking, p.rerank_top_n, p.rerank_weight, p.rerank_text
-                )
+                ranking = self.cross_encoder.rerank(question, ranking, p)
         return ranking
 
     def rerank(self, question: str, ranking: Ranking, p: RetrievalParams) -> Ranking:
         """Cross-encoder rerank of a ranking's head (e.g. one fused from several phrasings of `question`)."""
         if self.cross_encoder is None:
             return ranking
-        return self.cross_encoder.rerank(question, ranking, p.rerank_top_n, p.rerank_weight, p.rerank_text)
+        return self.cross_encoder.rerank(question, ranking, p)
 
     def cited_span(self, doc_id: str, start: int, end: int, context: int = 300) -> CitedSpan:
         """A citation's span in its document, with `context` characters around it (for highlighting)."""

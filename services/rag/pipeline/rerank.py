@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import RerankText
+from ..config import RetrievalParams
 from ..index import Bundle
 from ..models import CrossEncoderModel
 from .fuse import normalise
@@ -23,23 +23,29 @@ class CrossEncoderRerank:
         self.model = model
         self.units = units
 
-    def rerank(
-        self, question: str, ranking: Ranking, top_n: int, weight: float | None, text: RerankText
-    ) -> Ranking:
+    def rerank(self, question: str, ranking: Ranking, params: RetrievalParams) -> Ranking:
         """The head in the order of `weight` × cross-encoder + (1 − weight) × normalised fused score; the
         cross-encoder's own probabilities are kept in `rerank` (what confidence reads)."""
-        head = ranking.units[:top_n]
-        sentences = self.bundle.manifest.build.unit == "sentence"
+        texts = self.texts(ranking, params)
+        weight = params.rerank_weight
         if weight is None:  # the cross-encoder reads all of a sentence unit, only part of a longer one
-            weight = 1.0 if sentences else _PARTIAL_RERANK_WEIGHT
-        if text == "best-sentence" and not sentences:
-            texts = [self.units.best_sentences(u, ranking.query_vector) for u in head.tolist()]
-        else:
-            texts = [self.units.text(u, with_title=True) for u in head]
+            weight = 1.0 if self._sentence_units else _PARTIAL_RERANK_WEIGHT
         scores = self.model.score(question, texts)
-        n = len(head)
+        n = len(texts)
         mixed = scores if weight >= 1.0 else weight * scores + (1.0 - weight) * normalise(ranking.score[:n])
         return _reordered(ranking, scores, mixed)
+
+    def texts(self, ranking: Ranking, params: RetrievalParams) -> list[str]:
+        """What the cross-encoder reads of each unit in the ranking's head."""
+        head = ranking.units[: params.rerank_top_n].tolist()
+        title = params.rerank_title
+        if params.rerank_text == "best-sentence" and not self._sentence_units:
+            return [self.units.best_sentences(u, ranking.query_vector, with_title=title) for u in head]
+        return [self.units.text(u, with_title=title) for u in head]
+
+    @property
+    def _sentence_units(self) -> bool:
+        return self.bundle.manifest.build.unit == "sentence"
 
 
 def _reordered(ranking: Ranking, scores: np.ndarray, mixed: np.ndarray) -> Ranking:

@@ -38,7 +38,7 @@ class UnitReader:
         rows = np.repeat(first - starts, lengths) + np.arange(lengths.sum())
         return np.maximum.reduceat(self.sentence_vectors(rows) @ q, starts)
 
-    def best_sentences(self, unit: int, q: np.ndarray, k: int = 1) -> str:
+    def best_sentences(self, unit: int, q: np.ndarray, k: int = 1, with_title: bool = True) -> str:
         """The unit's title and its `k` sentences closest to the question, in document order: on SciFact, a
         cross-encoder reading the best one ranked documents better than reading their first 128 tokens, in less
         time (docs/EVALUATION.md; `make eval-rerank` tries other k)."""
@@ -47,7 +47,8 @@ class UnitReader:
         sims = self.sentence_vectors(rows) @ q
         picked = np.sort(rows[np.argsort(-sims, kind="stable")[:k]])
         doc = self.bundle.documents[seg.unit_doc[unit]]
-        return join_title(doc.title, " ".join(doc.text[seg.sent_start[r] : seg.sent_end[r]] for r in picked))
+        body = " ".join(doc.text[seg.sent_start[r] : seg.sent_end[r]] for r in picked)
+        return join_title(doc.title, body) if with_title else body
 
     def evidence(self, row: int, score: float) -> Evidence:
         """Sentence `row` as cited evidence: its exact span in its document."""
