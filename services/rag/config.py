@@ -127,7 +127,7 @@ class RetrievalParams(BaseModel):
     rerank_title: bool = Field(
         True,
         description="whether the cross-encoder reads a unit's title before its text (SQuAD evidence top-1 0.852 "
-        "with, 0.825 without, on the tuning half); false saves the title's tokens on every pair, a quarter of "
+        "with, 0.825 without, on the tuning half); false saves the title's tokens on every pair, a fifth of "
         "the rerank on SciFact's long titles (docs/EVALUATION.md)",
     )
     evidence_k: int = Field(3, ge=1, le=20, description="at most this many evidence sentences")
