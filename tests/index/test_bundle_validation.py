@@ -5,6 +5,7 @@ workers up and `/ready` 503 with the reason (it once crashed them in a loop)."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 import time
@@ -171,7 +172,12 @@ def test_served_it_keeps_the_workers_up_and_ready_says_why(
         while (ready := httpx.get(f"{service.url}/ready", timeout=5)).json()["status"] == "starting":
             assert time.monotonic() < deadline
             time.sleep(0.2)
-        workers = service.workers()
+        # The first worker can answer before gunicorn has forked the others (it spawns them ~0.1 s apart):
+        # compare against all the workers the master keeps, not the ones up when /ready first said failed.
+        expected = int(re.search(r"workers=(\d+)", service.log.read_text())[1])
+        while len(workers := service.workers()) < expected:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
         assert ready.status_code == 503 and ready.json()["status"] == "failed"
         assert "body_*.npy indices: values outside" in ready.json()["reason"]
         answer = httpx.post(
