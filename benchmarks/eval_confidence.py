@@ -9,9 +9,9 @@ Each sampled question is asked three times against the SQuAD bundle (sentence un
 
 For each it records the evidence (is an answer string in the top-1 / top-3 ranked sentences?) and candidate
 confidences: today's (cosine of the best evidence sentence, no rerank) and the cross-encoder's probability for
-the best reranked sentence, and the tokens the cross-encoder read (its cost). The reranked modes differ in depth
-and in whether the cross-encoder reads the title (`RAG_RERANK_TOP_N`, `RAG_RERANK_TITLE`). Articles are split in halves as `rag eval` splits them: the first half tunes (the
-threshold), the second reports. AUROC is the probability that an answerable question scores above an
+the best reranked sentence, and the tokens the cross-encoder read (its cost). The reranked modes differ in
+depth and in whether the cross-encoder reads the title (`RAG_RERANK_TOP_N`, `RAG_RERANK_TITLE`). Articles are
+split in halves as `rag eval` splits them: the first half tunes (the threshold), the second reports. AUROC is the probability that an answerable question scores above an
 unanswerable one.
 
     python benchmarks/eval_confidence.py [--per-article 50] [--out build/eval-rerank/confidence.json]
@@ -90,12 +90,11 @@ def ask(
     ]
     hit = [any(a in s for a in q.answers) for s in top]
     answer = pipeline.compose(q.question, ranking, params, filters_for(q, condition))
-    read = 0  # tokens the cross-encoder read for this answer: its cost (the same pairs it scored)
-    if params.rerank and pipeline.cross_encoder is not None:
-        first = pipeline.rank(
-            q.question, params.model_copy(update={"rerank": False}), filters_for(q, condition)
-        )
-        texts = pipeline.cross_encoder.texts(first, params)
+    read = 0  # tokens the cross-encoder read for this answer: its cost (only answerable questions report it)
+    if condition == "answerable" and params.rerank and pipeline.cross_encoder is not None:
+        # The rerank reorders its head but keeps the same units in it, so the reranked ranking's head holds the
+        # pairs that were scored (in another order, which a sum does not see).
+        texts = pipeline.cross_encoder.texts(ranking, params)
         read = sum(len(e.ids) for e in tokens.encode_batch([(q.question, t) for t in texts]))
     return {"top1": any(hit[:1]), "top3": any(hit[:3]), "confidence": answer.confidence, "tokens": read}
 

@@ -39,9 +39,9 @@ class UnitReader:
         return np.maximum.reduceat(self.sentence_vectors(rows) @ q, starts)
 
     def best_sentences(self, unit: int, q: np.ndarray, k: int = 1, with_title: bool = True) -> str:
-        """The unit's title and its `k` sentences closest to the question, in document order: on SciFact, a
-        cross-encoder reading the best one ranked documents better than reading their first 128 tokens, in less
-        time (docs/EVALUATION.md; `make eval-rerank` tries other k)."""
+        """The unit's title (unless `with_title` is false) and its `k` sentences closest to the question, in
+        document order: on SciFact, a cross-encoder reading the best one ranked documents better than reading
+        their first 128 tokens, in less time (docs/EVALUATION.md; `make eval-rerank` tries other k)."""
         seg = self.bundle.seg
         rows = np.arange(int(seg.unit_first[unit]), int(seg.unit_last[unit]))
         sims = self.sentence_vectors(rows) @ q
