@@ -26,6 +26,7 @@ import numpy as np
 from ..errors import ModelError
 from ..files import sha256_file, write_json_atomic
 from .base import ModelIdentity, encode_in_chunks
+from .ort_threads import configure_threads
 
 __all__ = [
     "MANIFEST_FILE",
@@ -198,8 +199,7 @@ class OnnxSession:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.intra_op_num_threads = max(1, threads)
-        options.inter_op_num_threads = 1
+        configure_threads(options, threads)
         options.log_severity_level = 3  # errors only: fusion notes are not the operator's business
         if profile_dir is not None:
             # ONNX Runtime's own per-operator trace: a sampling profiler sees one opaque native call here.
