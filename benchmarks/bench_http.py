@@ -61,9 +61,12 @@ TARGETS = {
 DEFAULT = "hybrid + MiniLM-L12 reranker (real, the default)"
 NO_TITLE = "the default with RAG_RERANK_TITLE=false (titles not read)"
 BGE_BASE = "hybrid + bge-base-size reranker (int8)"
-TWO_THREADS = {"RAG_WORKERS": "1", "RAG_THREADS": "2"}
-DEFAULT_2T = "the default on 1 worker × 2 threads (RAG_WORKERS=1 RAG_THREADS=2)"
-BGE_BASE_2T = "bge-base-size reranker on 1 worker × 2 threads (RAG_WORKERS=1 RAG_THREADS=2)"
+# one answer computed at a time, on both cores: 2 at once would run 4 threads on 2 cores (docs/DEPLOY.md)
+TWO_THREADS = {"RAG_WORKERS": "1", "RAG_THREADS": "2", "RAG_INFERENCE_THREADS": "1"}
+DEFAULT_2T = "the default on 1 worker × 2 threads (RAG_WORKERS=1 RAG_THREADS=2 RAG_INFERENCE_THREADS=1)"
+BGE_BASE_2T = (
+    "bge-base-size reranker on 1 worker × 2 threads (RAG_WORKERS=1 RAG_THREADS=2 RAG_INFERENCE_THREADS=1)"
+)
 
 WRK_SCRIPT = r"""
 local bodies = {}

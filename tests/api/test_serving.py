@@ -249,11 +249,16 @@ def test_onnx_workers_preload_before_fork_and_answer(gunicorn: Started, tmp_path
     assert ready.status_code == 503 and body["status"] == "failed" and "absent" in body["reason"]
 
 
-def test_one_worker_on_two_threads_loads_after_fork_and_answers_side_by_side(gunicorn: Started) -> None:
-    # RAG_WORKERS=1 RAG_THREADS=2, the pod shaped for latency (docs/DEPLOY.md): ONNX Runtime's pool threads
-    # would not survive a fork, so the worker loads its own models, and its two inference threads run the
-    # same 2-thread sessions at once. RAG_MAX_QUEUE_SECONDS=30: this is about answering, not shedding.
-    service = gunicorn(RAG_WORKERS="1", RAG_THREADS="2", RAG_MAX_QUEUE_SECONDS="30")
+@pytest.mark.parametrize("inference_threads", ["1", None], ids=["as-deploy-md-sets-it", "two-at-once"])
+def test_one_worker_on_two_threads_loads_after_fork_and_answers(
+    gunicorn: Started, inference_threads: str | None
+) -> None:
+    # RAG_WORKERS=1 RAG_THREADS=2 RAG_INFERENCE_THREADS=1, the pod shaped for latency (docs/DEPLOY.md), and
+    # the same without the last setting, whose two inference threads run the same 2-thread sessions at once.
+    # ONNX Runtime's pool threads would not survive a fork, so the worker loads its own models.
+    # RAG_MAX_QUEUE_SECONDS=30: this is about answering, not shedding.
+    extra = {"RAG_INFERENCE_THREADS": inference_threads} if inference_threads else {}
+    service = gunicorn(RAG_WORKERS="1", RAG_THREADS="2", RAG_MAX_QUEUE_SECONDS="30", **extra)
     assert "workers=1 threads_per_worker=2" in service.log.read_text()
     assert len(service.workers()) == 1
     assert httpx.get(f"{service.url}/info", timeout=5).json()["service"]["preloaded"] is False

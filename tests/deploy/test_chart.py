@@ -265,14 +265,15 @@ def test_helm_test_pod_checks_ready_and_answer_against_the_service(
 
 
 def test_the_latency_shaped_pod_in_deploy_md_renders_as_it_says(helm: Helm, tmp_path: Path) -> None:
-    """docs/DEPLOY.md's values for one worker on 2 threads: one worker, 2 ORT threads, one request in flight."""
+    """docs/DEPLOY.md's values for one worker on 2 threads: one worker, 2 ORT threads, one answer computed at
+    a time, one request in flight."""
     text = (CHART.parents[1] / "docs" / "DEPLOY.md").read_text()
     section = text[text.index("To run it, set the worker count and the threads together") :]
     snippet = yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])
     snippet["autoscaling"]["inFlight"]["enabled"] = True
     objects = helm.template(values_file(tmp_path, snippet))
     config = one(objects, "ConfigMap")["data"]
-    assert (config["RAG_WORKERS"], config["RAG_THREADS"]) == ("1", "2")
+    assert (config["RAG_WORKERS"], config["RAG_THREADS"], config["RAG_INFERENCE_THREADS"]) == ("1", "2", "1")
     metrics = one(objects, "HorizontalPodAutoscaler")["spec"]["metrics"]
     pods = [m["pods"] for m in metrics if m["type"] == "Pods"]
     assert [p["target"]["averageValue"] for p in pods] == ["1"]
