@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -23,7 +24,9 @@ from pathlib import Path
 from ..config import Settings, child_environment
 from ..corpus import SUPPORTED_SUFFIXES
 from ..errors import BadCorpus, JobBusy, JobNotActive
-from .store import ACTIVE, LIVE_FILE, Job, JobOptions, JobStore
+from .store import ACTIVE, LIVE_FILE, Job, JobOptions, JobStore, utc_now
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "CANCELLED",
@@ -38,6 +41,8 @@ __all__ = [
 
 CANCELLED = "cancelled: stopped by POST /ingest/cancel"
 
+# A cancelled build that has not stopped by then is killed (POST /ingest/cancel answers within its timeout).
+CANCEL_GRACE_SECONDS = 5.0
 KEEP_BUNDLES = 3  # finished jobs whose bundles are kept (besides the live one); older ones are deleted
 
 
@@ -97,16 +102,29 @@ class JobRunner:
         job = self.store.settle(self.store.read(job_id))
         if job.state not in ACTIVE:
             raise JobNotActive(f"job {job_id} is {job.state}: only a queued or running job can be cancelled")
-        if job.pid is not None and _is_builder(job.pid, job_id):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(job.pid, signal.SIGUSR1)  # the builder records why and exits (builder.Cancelled)
-        deadline = time.monotonic() + timeout
-        while (job := self.store.read(job_id)).state in ACTIVE and time.monotonic() < deadline:
-            if job.pid is None or not _is_builder(job.pid, job_id):
-                break
-            time.sleep(0.1)
+        grace = min(CANCEL_GRACE_SECONDS, timeout / 2)
+        job = self._signal_and_wait(job, signal.SIGUSR1, grace)  # the builder records why and exits
+        if job.state in ACTIVE and job.pid is not None and _is_builder(job.pid, job_id):
+            # Still running: stuck in native code, or deadlocked by the exception the signal raised inside a
+            # lock. Say why first, so the record does not depend on who notices the process is gone.
+            log.warning("job %s did not stop within %.0f s of its cancel: killed", job_id, grace)
+            job = self.store.update(job_id, state="failed", finished_at=utc_now(), error=CANCELLED)
+            self._signal_and_wait(job, signal.SIGKILL, timeout - grace)
         if job.state in ACTIVE:  # gone before it could say so, or never started
             job = self.store.settle(job, reason=CANCELLED)
+        return job
+
+    def _signal_and_wait(self, job: Job, signum: int, seconds: float) -> Job:
+        """Send `signum` to the job's build process; the job once it is no longer active, or its process gone,
+        or `seconds` passed."""
+        if job.pid is not None and _is_builder(job.pid, job.id):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(job.pid, signum)
+        deadline = time.monotonic() + seconds
+        while (job := self.store.read(job.id)).state in ACTIVE and time.monotonic() < deadline:
+            if job.pid is None or not _is_builder(job.pid, job.id):
+                break
+            time.sleep(0.1)
         return job
 
     def prune(self, keep: int = KEEP_BUNDLES) -> list[str]:
