@@ -11,8 +11,8 @@ For each it records the evidence (is an answer string in the top-1 / top-3 ranke
 confidences: today's (cosine of the best evidence sentence, no rerank) and the cross-encoder's probability for
 the best reranked sentence, and the tokens the cross-encoder read (its cost). The reranked modes differ in
 depth and in whether the cross-encoder reads the title (`RAG_RERANK_TOP_N`, `RAG_RERANK_TITLE`). Articles are
-split in halves as `rag eval` splits them: the first half tunes (the threshold), the second reports. AUROC is the probability that an answerable question scores above an
-unanswerable one.
+split in halves as `rag eval` splits them: the first half tunes (the threshold), the second reports. AUROC is
+the probability that an answerable question scores above an unanswerable one.
 
     python benchmarks/eval_confidence.py [--per-article 50] [--out build/eval-rerank/confidence.json]
 """

@@ -104,12 +104,14 @@ class JobRunner:
             raise JobNotActive(f"job {job_id} is {job.state}: only a queued or running job can be cancelled")
         grace = min(CANCEL_GRACE_SECONDS, timeout / 2)
         job = self._signal_and_wait(job, signal.SIGUSR1, grace)  # the builder records why and exits
-        if job.state in ACTIVE and job.pid is not None and _is_builder(job.pid, job_id):
+        pid = job.pid
+        if job.state in ACTIVE and pid is not None and _is_builder(pid, job_id):
             # Still running: stuck in native code, or deadlocked by the exception the signal raised inside a
             # lock. Say why first, so the record does not depend on who notices the process is gone.
             log.warning("job %s did not stop within %.0f s of its cancel: killed", job_id, grace)
             job = self.store.update(job_id, state="failed", finished_at=utc_now(), error=CANCELLED)
-            self._signal_and_wait(job, signal.SIGKILL, timeout - grace)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         if job.state in ACTIVE:  # gone before it could say so, or never started
             job = self.store.settle(job, reason=CANCELLED)
         return job
