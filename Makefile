@@ -20,7 +20,7 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 COMMA := ,
-.PHONY: install install-artifacts models eval-rerank eval-confidence run ask test test-fast k8s image image-test lint typecheck eval bench bench-models bench-image constraints clean
+.PHONY: install install-artifacts models eval-rerank eval-rerank-mix eval-confidence run ask test test-fast k8s image image-test lint typecheck eval bench bench-models bench-image constraints clean
 
 $(BIN)/.installed: pyproject.toml testing/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -86,6 +86,9 @@ eval: $(BIN)/.installed models  ## SciFact + SQuAD evaluation (about an hour col
 
 eval-rerank: models  ## SciFact: rerank depth, length and score combination with the real int8 models (~20 min)
 	RAG_SHARED_DATA=$(SHARED_DATA) RAG_MODELS_DIR=$(MODELS_DIR) $(BIN)/python benchmarks/eval_rerank.py $(EVAL_ARGS)
+
+eval-rerank-mix: models  ## SciFact: rules combining the cross-encoder with the first stage (809 train queries choose), and the shipped Pipeline with and without rerank (~6 min)
+	RAG_SHARED_DATA=$(SHARED_DATA) RAG_MODELS_DIR=$(MODELS_DIR) $(BIN)/python benchmarks/eval_rerank_mix.py $(EVAL_ARGS)
 
 eval-confidence: models  ## SQuAD part A: evidence and abstention (answerable / article removed / paragraph removed), with and without rerank (~10 min)
 	RAG_SHARED_DATA=$(SHARED_DATA) RAG_MODELS_DIR=$(MODELS_DIR) $(BIN)/python benchmarks/eval_confidence.py $(EVAL_ARGS)

@@ -161,4 +161,4 @@ def serving_container(
             raise AssertionError(f"{exc}\n{podman('logs', name, check=False).stderr[-3000:]}") from None
         yield name, url
     finally:
-        podman("rm", "-f", "-i", "-t", "0", name, check=False)
+        podman("rm", "-f", "-v", "-i", "-t", "0", name, check=False)  # -v: the image's VOLUME too

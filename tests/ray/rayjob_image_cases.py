@@ -111,7 +111,7 @@ def cluster(job: dict[str, Any]) -> Iterator[list[str]]:
         for name in names:
             logs = podman("logs", name, check=False)
             sys.stdout.write(f"--- {name}\n{(logs.stdout + logs.stderr)[-2000:]}\n")
-            podman("rm", "-f", name, check=False)
+            podman("rm", "-f", "-v", name, check=False)
 
 
 @pytest.fixture()
