@@ -57,26 +57,28 @@ def ensure_base_image(*, rebuild: bool = False) -> str:
 
 
 def image_ids() -> set[str]:
-    return set(podman("images", "--all", "--quiet", "--no-trunc").stdout.split())
+    """Every local image's full id, intermediate ones too (without the `sha256:` that `--no-trunc` adds)."""
+    listed = podman("images", "--all", "--quiet", "--no-trunc").stdout.split()
+    return {i.removeprefix("sha256:") for i in listed}
 
 
-def _image_id(ref: str) -> str | None:
+def image_id(ref: str) -> str | None:
     done = podman("image", "inspect", ref, "--format", "{{.ID}}", check=False)
-    return done.stdout.strip() or None
+    return done.stdout.strip().removeprefix("sha256:") or None
 
 
 @contextlib.contextmanager
-def images_removed_afterwards() -> Iterator[None]:
-    """Removes on exit every image made inside (cached layers and build stages too) but the base image, and the
-    base image a rebuild replaced. Each rebuild of a tag leaves the old image and its stages dangling: a test
+def images_removed_afterwards(base: str = BASE_IMAGE) -> Iterator[None]:
+    """Removes on exit every image made inside (cached layers and build stages too) but the `base` image, and
+    the base image a rebuild replaced. Each rebuild of a tag leaves the old image and its stages dangling: a test
     run left ~5.7 GB, and 65 GB of them once filled this machine's disk and failed CI's pip install."""
-    before, old_base = image_ids(), _image_id(BASE_IMAGE)
+    before, old_base = image_ids(), image_id(base)
     try:
         yield
     finally:
-        base = _image_id(BASE_IMAGE)
-        made = (image_ids() - before) | ({old_base} if old_base and old_base != base else set())
-        made.discard(base or "")
+        kept = image_id(base)
+        made = (image_ids() - before) | ({old_base} if old_base and old_base != kept else set())
+        made.discard(kept or "")
         if made:
             podman("rmi", "--force", "--ignore", *sorted(made), check=False)
 
