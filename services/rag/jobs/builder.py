@@ -18,12 +18,12 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from ..config import Settings, load_settings
 from ..errors import RagError
 from ..redact import redact
+from .interrupts import Interrupts
 from .runner import CANCELLED, check_corpus
 from .store import Job, JobStore, utc_now
 
@@ -39,9 +39,10 @@ HEARTBEAT_SECONDS = 2.0
 _REPORT_SECONDS = 0.5  # progress writes at most this often (the final one of a stage always)
 
 
-# BaseException, as KeyboardInterrupt is: the signal handlers raise these wherever the build happens to be,
-# and an `except Exception` there (a loader wrapping a library's bare Exception) must not turn a cancel into
-# a model error. That happened: a cancel during the tokenizer's load was reported as "cannot be read".
+# BaseException, as KeyboardInterrupt is: the signal handlers raise these wherever the build happens to be
+# (but inside a write of the job's record: interrupts.py), and an `except Exception` there (a loader wrapping
+# a library's bare Exception) must not turn a cancel into a model error. That happened: a cancel during the
+# tokenizer's load was reported as "cannot be read".
 class Interrupted(BaseException):
     """SIGTERM: the server is shutting down."""
 
@@ -68,17 +69,19 @@ def _fetch_corpus(corpus: str, settings: Settings, dest: Path) -> Path:
 
 
 class _Record:
-    """The job's record, written from this thread and the heartbeat's (one lock), ended exactly once."""
+    """The job's record, written from this thread and the heartbeat's (one lock), ended exactly once. Its
+    writes take locks, so the main thread's are shielded from the stop signals."""
 
-    def __init__(self, store: JobStore, job: Job) -> None:
+    def __init__(self, store: JobStore, job: Job, interrupts: Interrupts) -> None:
         self.store = store
         self.job = job
+        self.interrupts = interrupts
         self.finished = threading.Event()
         self._lock = threading.Lock()
         self._last_report = 0.0
 
     def update(self, **changes: Any) -> None:
-        with self._lock:
+        with self.interrupts.shielded(), self._lock:
             self.store.update(self.job.id, **changes)
 
     def progress(self, stage: str, done: int, total: int) -> None:
@@ -98,10 +101,12 @@ class _Record:
             self.update(heartbeat=time.time())
 
     def fail(self, error: str) -> None:
+        self.interrupts.close()
         self.finished.set()
         self.update(state="failed", finished_at=utc_now(), error=error)
 
     def succeed(self, result: BuildResult) -> None:
+        self.interrupts.close()
         self.finished.set()
         self.update(
             state="succeeded",
@@ -132,11 +137,14 @@ def _build(store: JobStore, job: Job, progress: BuildProgress) -> BuildResult:
     return builder.build(documents, work / "bundle", report=report, overwrite=True, progress=progress)
 
 
-def run(store: JobStore, job_id: str) -> None:
-    record = _Record(store, store.read(job_id))
-    record.update(state="running", started_at=utc_now(), pid=os.getpid(), **record.job.at("load", 0, 1))
-    threading.Thread(target=record.beat, args=(os.getppid(),), name="rag-job-heartbeat", daemon=True).start()
-    try:
+def run(store: JobStore, job_id: str, interrupts: Interrupts) -> None:
+    record = _Record(store, store.read(job_id), interrupts)
+    try:  # a cancel taken while the first write is shielded is raised as it ends: here
+        record.update(state="running", started_at=utc_now(), pid=os.getpid(), **record.job.at("load", 0, 1))
+        beat = threading.Thread(
+            target=record.beat, args=(os.getppid(),), name="rag-job-heartbeat", daemon=True
+        )
+        beat.start()
         result = _build(store, record.job, record.progress)
     except Cancelled:
         record.fail(CANCELLED)
@@ -157,17 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     jobs_dir, job_id = (argv if argv is not None else sys.argv[1:])[:2]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        raise Interrupted
-
-    def on_cancel(signum: int, frame: FrameType | None) -> None:
-        raise Cancelled
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGUSR1, on_cancel)
+    interrupts = Interrupts()
+    interrupts.on(signal.SIGTERM, Interrupted)
+    interrupts.on(signal.SIGUSR1, Cancelled)
     with contextlib.suppress(OSError):
         os.nice(10)  # serving first: the build takes what the requests leave
-    run(JobStore(Path(jobs_dir)), job_id)
+    run(JobStore(Path(jobs_dir)), job_id, interrupts)
     return 0
 
 
