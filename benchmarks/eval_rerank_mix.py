@@ -1,6 +1,7 @@
-"""`make eval-rerank-mix`: how the cross-encoder's score should combine with the first stage, chosen on every
-SciFact train query (809) and reported on the 300 test queries; then the shipped Pipeline itself, rerank on and
-off, over both unit kinds. Real weights (bge-small-en + ms-marco-MiniLM-L-12-v2, int8 ONNX, `make models`).
+"""`make eval-rerank-mix`: how the cross-encoder's score should combine with the first stage, chosen on
+every SciFact train query (809) and reported on the 300 test queries; then the shipped Pipeline itself,
+rerank on and off, over both unit kinds. Real weights (bge-small-en + ms-marco-MiniLM-L-12-v2, int8 ONNX,
+`make models`).
 
 `make eval-rerank` mixes the cross-encoder's probability with the fused score min-max normalised, and lets 150
 train queries choose. Here the rules compared over the same heads are:
@@ -116,12 +117,14 @@ def summary(rows: list[dict[str, Any]]) -> None:
             group = [r for r in rows[1:] if r["depth"] == depth and r["rule"] == rule]
             chosen, top = max(group, key=lambda r: r["train"]), max(group, key=lambda r: r["test"])
             echo(
-                f"  top {depth}, {rule:<13} train chooses w {chosen['weight']:.1f}: train {chosen['train']:.4f}"
-                f" test {chosen['test']:.4f}; best test w {top['weight']:.1f}: {top['test']:.4f}"
+                f"  top {depth}, {rule:<13} train chooses w {chosen['weight']:.1f}: "
+                f"train {chosen['train']:.4f} test {chosen['test']:.4f}; "
+                f"best test w {top['weight']:.1f}: {top['test']:.4f}"
             )
     best = max(rows[1:], key=lambda r: r["train"])
     echo(
-        f"  train chooses: top {best['depth']}, {best['rule']}, w {best['weight']:.1f}: test {best['test']:.4f}"
+        f"  train chooses: top {best['depth']}, {best['rule']}, w {best['weight']:.1f}: "
+        f"test {best['test']:.4f}"
     )
 
 

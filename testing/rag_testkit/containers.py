@@ -70,8 +70,8 @@ def image_id(ref: str) -> str | None:
 @contextlib.contextmanager
 def images_removed_afterwards(base: str = BASE_IMAGE) -> Iterator[None]:
     """Removes on exit every image made inside (cached layers and build stages too) but the `base` image, and
-    the base image a rebuild replaced. Each rebuild of a tag leaves the old image and its stages dangling: a test
-    run left ~5.7 GB, and 65 GB of them once filled this machine's disk and failed CI's pip install."""
+    the base image a rebuild replaced. Each rebuild of a tag leaves the old image and its stages dangling: a
+    test run left ~5.7 GB, and 65 GB of them once filled this machine's disk and failed CI's pip install."""
     before, old_base = image_ids(), image_id(base)
     try:
         yield

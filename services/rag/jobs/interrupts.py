@@ -1,10 +1,10 @@
-"""Signals that stop a build process, raised as exceptions in its main thread, but never inside a shielded section.
+"""Signals that stop a build process, raised as exceptions in its main thread, never in a shielded section.
 
-A Python signal handler runs between two bytecodes of the main thread, wherever it is. An exception raised there
-can land after a lock was taken and before the `try` that releases it. In the job store's lock that leaves the
-flock held on a descriptor nobody closes: the `record.fail` that follows opens a new descriptor, waits on it for
-ever, and the job stays `running` until the server kills it. Sections that take such locks are shielded: a
-signal that arrives inside one is raised when the outermost one ends.
+A Python signal handler runs between two bytecodes of the main thread, wherever it is. An exception raised
+there can land after a lock was taken and before the `try` that releases it. In the job store's lock that
+leaves the flock held on a descriptor nobody closes: the `record.fail` that follows opens a new descriptor,
+waits on it for ever, and the job stays `running` until the server kills it. Sections that take such locks are
+shielded: a signal that arrives inside one is raised when the outermost one ends.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ __all__ = ["Interrupts"]
 
 
 class Interrupts:
-    """Installs a handler per signal (`on(signum, exception)`); `shielded()` defers them, `close()` ends them."""
+    """Installs a handler per signal (`on(signum, exception)`); `shielded()` defers them, `close()` ends
+    them."""
 
     def __init__(self) -> None:
         self._depth = 0
