@@ -89,14 +89,22 @@ def first_stage(
     return out
 
 
-def reranked(
-    stage: dict[str, Head], ce: dict[str, np.ndarray], depth: int, weight: float
-) -> dict[str, list[str]]:
+Mix = Callable[
+    [np.ndarray, np.ndarray], np.ndarray
+]  # (cross-encoder scores, fused scores) of a head → order by
+
+
+def interpolated(weight: float) -> Mix:
+    """`weight` × the cross-encoder's probability + (1 − weight) × the fused score min-max normalised."""
+    return lambda ce, fused: weight * ce + (1.0 - weight) * normalise(fused)
+
+
+def reranked(stage: dict[str, Head], ce: dict[str, np.ndarray], depth: int, mix: Mix) -> dict[str, list[str]]:
+    """Each query's documents with its top `depth` units reordered by `mix`."""
     out = {}
     for qid, (_, doc_ids, fused) in stage.items():
         n = min(depth, len(doc_ids))
-        mixed = weight * ce[qid][:n] + (1.0 - weight) * normalise(fused[:n].astype(np.float64))
-        order = np.argsort(-mixed, kind="stable")
+        order = np.argsort(-mix(ce[qid][:n], fused[:n].astype(np.float64)), kind="stable")
         out[qid] = documents_in_order([doc_ids[i] for i in order] + doc_ids[n:])
     return out
 
@@ -196,7 +204,10 @@ def main() -> None:
                     "depth": depth,
                     "weight": weight,
                     "rerank_ms": cost,
-                    **{s: scores(reranked(stages[s], ce[s], depth, weight), splits[s][1]) for s in splits},
+                    **{
+                        s: scores(reranked(stages[s], ce[s], depth, interpolated(weight)), splits[s][1])
+                        for s in splits
+                    },
                 }
                 report["rows"].append(row)
                 echo(

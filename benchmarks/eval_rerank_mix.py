@@ -24,13 +24,22 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-from eval_rerank import Head, best_sentences, documents_in_order, first_stage, normalise, scores  # noqa: E402
+from eval_rerank import (  # noqa: E402
+    Head,
+    best_sentences,
+    documents_in_order,
+    first_stage,
+    normalise,
+    reranked,
+    scores,
+)
 from real_models import SHARED_DATA, echo, real_models  # noqa: E402
 from studies.suites import EvalRunner, Variant, replace_cfg  # noqa: E402
 
@@ -78,20 +87,13 @@ def logits(model: OnnxCrossEncoder, queries: dict[str, str], stage: dict[str, He
     return out
 
 
-def ndcg(
-    stage: dict[str, Head], ce: dict[str, np.ndarray], qrels: Any, rule: str, depth: int, w: float
-) -> float:
-    ranked = {}
-    for qid, (_, doc_ids, fused) in stage.items():
-        n = min(depth, len(doc_ids))
-        order = np.argsort(-mixed(rule, w, ce[qid][:n], fused[:n].astype(np.float64)), kind="stable")
-        ranked[qid] = documents_in_order([doc_ids[i] for i in order] + doc_ids[n:])
-    return scores(ranked, qrels)["ndcg@10"]
-
-
 def sweep(
-    label: str, pipeline: Pipeline, text: Callable[..., str], model: Any, splits: dict[str, Split]
-) -> list:
+    label: str,
+    pipeline: Pipeline,
+    text: Callable[..., str],
+    model: OnnxCrossEncoder,
+    splits: dict[str, Split],
+) -> list[dict[str, Any]]:
     """Every rule × depth × weight over one first stage; a row per setting, train and test nDCG@10."""
     stages = {s: first_stage(pipeline, q, max(DEPTHS), text) for s, (q, _) in splits.items()}
     ce = {s: logits(model, splits[s][0], stage) for s, stage in stages.items()}
@@ -104,7 +106,9 @@ def sweep(
         for rule in RULES:
             for w in WEIGHTS:
                 row = {"scored": label, "rule": rule, "depth": depth, "weight": w}
-                rows.append(row | {s: ndcg(stages[s], ce[s], splits[s][1], rule, depth, w) for s in splits})
+                mix = partial(mixed, rule, w)
+                ranked = {s: reranked(stages[s], ce[s], depth, mix) for s in splits}
+                rows.append(row | {s: scores(ranked[s], splits[s][1])["ndcg@10"] for s in splits})
     return rows
 
 

@@ -28,3 +28,10 @@ def test_every_rule_at_full_weight_is_the_cross_encoders_order(rule: str) -> Non
 def test_rules_on_logits_ignore_their_scale(rule: str) -> None:
     assert order(mixed(rule, 0.5, LOGIT, FUSED)) == order(mixed(rule, 0.5, 3 * LOGIT + 1, FUSED))
     assert order(mixed(rule, 0.5, LOGIT, FUSED)) != order(LOGIT)  # the fused score counts
+
+
+def test_make_eval_rerank_interpolates_as_the_probability_rule() -> None:
+    from eval_rerank import interpolated
+
+    probability = 1 / (1 + np.exp(-LOGIT))
+    assert order(interpolated(0.4)(probability, FUSED)) == order(mixed("probability", 0.4, LOGIT, FUSED))
