@@ -108,3 +108,36 @@ def test_a_compressed_index_answers_as_the_flat_one(
             assert code == 0
             answers.append([(e["doc_id"], e["sentence_id"]) for e in json.loads(out)["evidence"]])
         assert answers[0] == answers[1]
+
+
+def test_a_beir_dataset_folder_builds_from_its_corpus_and_evaluates_as_its_eval_set(
+    env, tmp_path: Path, capsys
+) -> None:
+    """What a user with a BEIR download runs: `rag build` and `rag eval --eval-set` on the same folder. Its
+    queries indexed as documents would be each question's own best match."""
+    docs = {
+        "d1": ("Roots", "Roots absorb water and minerals from the soil."),
+        "d2": ("Paris", "The Eiffel Tower was completed in 1889."),
+        "d3": ("Cats", "Cats sleep for most of the day."),
+    }
+    queries = {
+        "q1": "Roots absorb minerals.",
+        "q2": "The Eiffel Tower was completed in 1889.",
+    }  # claims, as SciFact
+    beir = write_corpus(
+        tmp_path / "beir",
+        {
+            "corpus.jsonl": "".join(
+                json.dumps({"_id": i, "title": t, "text": x, "metadata": {}}) + "\n"
+                for i, (t, x) in docs.items()
+            ),
+            "queries.jsonl": "".join(json.dumps({"_id": i, "text": q}) + "\n" for i, q in queries.items()),
+        },
+    )
+    (beir / "qrels").mkdir()
+    (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\n")
+    code, out, err = run(capsys, "build", str(beir), "--out", str(tmp_path / "b"), "--quiet")
+    assert code == 0 and "3 documents" in out
+    assert "skipped queries.jsonl: a BEIR dataset folder's documents are its corpus.jsonl" in err
+    code, out, _ = run(capsys, "eval", "--bundle", str(tmp_path / "b"), "--eval-set", str(beir))
+    assert code == 0 and json.loads(out)["metrics"]["ndcg@10"] == pytest.approx(1.0)

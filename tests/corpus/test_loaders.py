@@ -28,6 +28,52 @@ def test_beir_corpus_jsonl_uses_underscore_id(tmp_path: Path) -> None:
     assert documents[0].id == "d1" and documents[0].title == "T"
 
 
+BEIR_QUERIES = '{"_id": "q1", "text": "What do roots absorb?", "metadata": {}}\n'
+
+
+def test_a_beir_dataset_folder_is_read_as_its_corpus_jsonl(tmp_path: Path) -> None:
+    """BEIR's own layout: indexing its queries.jsonl too would answer each question with itself."""
+    write_corpus(
+        tmp_path,
+        {
+            "corpus.jsonl": '{"_id": "d1", "title": "Roots", "text": "Roots absorb water.", "metadata": {}}\n',
+            "queries.jsonl": BEIR_QUERIES,
+            "notes.md": "# Notes\n\nNot part of the dataset's corpus.",
+        },
+    )
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    documents, report = load_corpus(tmp_path)
+    assert [d.id for d in documents] == ["d1"]
+    assert {s["source"] for s in report.skipped} == {"notes.md", "queries.jsonl"}
+    assert all("corpus.jsonl" in s["reason"] and "rag eval" in s["reason"] for s in report.skipped)
+
+
+def test_a_folder_with_corpus_jsonl_but_no_queries_is_an_ordinary_corpus(tmp_path: Path) -> None:
+    write_corpus(
+        tmp_path,
+        {"corpus.jsonl": '{"_id": "d1", "text": "Roots absorb water."}\n', "more.txt": "Leaves make sugar."},
+    )
+    documents, report = load_corpus(tmp_path)
+    assert sorted(d.id for d in documents) == ["d1", "more.txt"] and report.skipped == []
+
+
+def test_a_file_of_many_empty_records_is_summarised_for_reading_and_kept_whole_in_the_report(
+    tmp_path: Path,
+) -> None:
+    records = "".join(f'{{"id": "e{i}", "text": ""}}\n' for i in range(10))
+    write_corpus(tmp_path, {"a.txt": "Real text.", "empty.jsonl": records, "blank.txt": ""})
+    _, report = load_corpus(tmp_path)
+    assert len(report.skipped) == len(report.warnings) == 11
+    assert report.summary(shown=3) == [
+        "skipped blank.txt: empty file",
+        "skipped empty.jsonl (e0): no text",
+        "skipped empty.jsonl (e1): no text",
+        "skipped empty.jsonl (e2): no text",
+        "skipped 7 more records of empty.jsonl: no text",
+    ]
+
+
 def test_empty_file_and_empty_record_are_skipped_with_a_warning(tmp_path: Path) -> None:
     write_corpus(
         tmp_path, {"a.txt": "Real text.", "empty.txt": "", "blank.jsonl": '{"id": "x", "text": "  "}\n'}

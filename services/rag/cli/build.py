@@ -20,7 +20,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"ray_address": args.ray})
     builder = Builder.from_settings(settings, cache_path=args.cache)
     documents, report = builder.load(args.corpus)
-    for warning in report.warnings:
+    for warning in report.summary():
         print(f"warning: {warning}", file=sys.stderr)
     result = builder.build(documents, args.out, report=report, overwrite=args.force, progress=not args.quiet)
     config = builder.config

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -72,10 +73,34 @@ class LoadReport:
 
     warnings: list[str] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
+    # warning index → (file, reason) of a skipped record: a file of 5,000 empty records is one line on a terminal
+    _record_skips: dict[int, tuple[str, str]] = field(default_factory=dict, repr=False)
 
     def skip(self, source: str, reason: str) -> None:
         self.skipped.append({"source": source, "reason": reason})
         self.warnings.append(f"skipped {source}: {reason}")
+
+    def skip_record(self, source: str, record: str, reason: str) -> None:
+        """One record of a file skipped (recorded as `source (record)`, as a whole file's skip is)."""
+        self._record_skips[len(self.warnings)] = (source, reason)
+        self.skip(f"{source} ({record})", reason)
+
+    def summary(self, shown: int = 3) -> list[str]:
+        """The warnings for a person to read: past the first `shown` records a file skips for one reason, the
+        rest of them as one count. `warnings` and `skipped` keep every one."""
+        totals = Counter(self._record_skips.values())
+        seen: Counter[tuple[str, str]] = Counter()
+        lines = []
+        for index, warning in enumerate(self.warnings):
+            key = self._record_skips.get(index)
+            if key is not None:
+                seen[key] += 1
+                if seen[key] > shown:
+                    if seen[key] == totals[key]:
+                        lines.append(f"skipped {seen[key] - shown} more records of {key[0]}: {key[1]}")
+                    continue
+            lines.append(warning)
+        return lines
 
 
 def corpus_id(documents: list[Document]) -> str:

@@ -7,6 +7,9 @@ Defined behaviour for awkward input, so a build never stops on a bad file:
   recorded (the manifest's warnings, `rag build`'s output); the rest of the corpus builds;
 - records with no text are skipped with a warning; bytes that are not UTF-8 are replaced (U+FFFD) and counted;
 - documents above `max_document_chars` are skipped with a warning (raise the limit to keep them);
+- a BEIR dataset folder (corpus.jsonl beside queries.jsonl) is its corpus.jsonl: its queries, qrels and any other
+  file are an evaluation set (`rag eval --eval-set` reads the same folder), and indexing the queries as
+  documents would answer each question with itself;
 - a duplicate id with the same content is dropped with a warning; with different content it is an error.
 Files are read in sorted path order so the same folder always yields the same corpus.
 """
@@ -22,6 +25,8 @@ from .formats import LOADERS, SUPPORTED_SUFFIXES, Limits, Unreadable
 from .formats.text import load_text
 
 __all__ = ["SUPPORTED_SUFFIXES", "Limits", "load_corpus"]
+
+BEIR_CORPUS, BEIR_QUERIES = "corpus.jsonl", "queries.jsonl"
 
 
 def _file_documents(path: Path, source: str, report: LoadReport, limits: Limits) -> list[Document]:
@@ -83,7 +88,10 @@ def load_corpus(
     report = LoadReport()
     documents: dict[str, Document] = {}
     base = root if root.is_dir() else root.parent
-    for path in _files(root, report, confined):
+    files = _files(root, report, confined)
+    if root.is_dir() and _is_beir_dataset(root):
+        files = _beir_corpus(files, root, report)
+    for path in files:
         source = path.relative_to(base).as_posix()
         try:
             parsed = _file_documents(path, source, report, limits or Limits())
@@ -103,14 +111,30 @@ def load_corpus(
     return list(documents.values()), report
 
 
+def _is_beir_dataset(folder: Path) -> bool:
+    return (folder / BEIR_CORPUS).is_file() and (folder / BEIR_QUERIES).is_file()
+
+
+def _beir_corpus(files: list[Path], root: Path, report: LoadReport) -> list[Path]:
+    """Of a BEIR dataset folder's files, its corpus.jsonl; the others are said to be skipped, and why."""
+    corpus = root / BEIR_CORPUS
+    for path in files:
+        if path != corpus:
+            report.skip(
+                path.relative_to(root).as_posix(),
+                f"a BEIR dataset folder's documents are its {BEIR_CORPUS} "
+                "(its queries and qrels are an eval set: rag eval --eval-set)",
+            )
+    return [path for path in files if path == corpus]
+
+
 def _keep(doc: Document, source: str, report: LoadReport, max_document_chars: int) -> bool:
     if not doc.text.strip():
-        report.skip(f"{source} ({doc.id})", "no text")
+        report.skip_record(source, doc.id, "no text")
         return False
     if len(doc.text) > max_document_chars:
-        report.skip(
-            f"{source} ({doc.id})",
-            f"{len(doc.text):,} characters exceeds max_document_chars={max_document_chars:,}",
+        report.skip_record(
+            source, doc.id, f"{len(doc.text):,} characters exceeds max_document_chars={max_document_chars:,}"
         )
         return False
     return True
