@@ -141,3 +141,10 @@ def test_a_beir_dataset_folder_builds_from_its_corpus_and_evaluates_as_its_eval_
     assert "skipped queries.jsonl: a BEIR dataset folder's documents are its corpus.jsonl" in err
     code, out, _ = run(capsys, "eval", "--bundle", str(tmp_path / "b"), "--eval-set", str(beir))
     assert code == 0 and json.loads(out)["metrics"]["ndcg@10"] == pytest.approx(1.0)
+    answers = tmp_path / "answers.jsonl"
+    code, _, err = run(
+        capsys, "ask", str(tmp_path / "b"), "--batch", str(beir / "queries.jsonl"), "--out", str(answers)
+    )
+    assert code == 0 and "answered 2" in err
+    records = {r["id"]: r for r in map(json.loads, answers.read_text().splitlines())}
+    assert {i: r["evidence"][0]["doc_id"] for i, r in records.items()} == {"q1": "d1", "q2": "d2"}

@@ -36,9 +36,14 @@ def _batch_questions(path: Path) -> Iterator[tuple[str, str, dict[str, Any] | No
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise RagError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-            if "question" not in record:
-                raise RagError(f"{path}:{number}: no 'question'")
-            yield str(record.get("id", number)), record["question"], record.get("filters")
+            if "question" in record:
+                yield str(record.get("id", number)), record["question"], record.get("filters")
+            elif (
+                "_id" in record and "text" in record
+            ):  # BEIR's queries.jsonl, as the corpus loader reads BEIR
+                yield str(record["_id"]), record["text"], None
+            else:
+                raise RagError(f"{path}:{number}: no 'question' (nor BEIR's '_id' and 'text')")
         else:
             yield str(number), line.strip(), None
 
