@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose or args.command == "eval" else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:  # its search for CPU-specific builds reads as failures ("Could not load library …")
+        logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     try:
         return int(args.func(args))
     except RagError as exc:
