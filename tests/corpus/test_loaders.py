@@ -58,6 +58,18 @@ def test_a_folder_with_corpus_jsonl_but_no_queries_is_an_ordinary_corpus(tmp_pat
     assert sorted(d.id for d in documents) == ["d1", "more.txt"] and report.skipped == []
 
 
+def test_files_of_types_not_read_are_counted_in_one_warning(tmp_path: Path) -> None:
+    files: dict[str, str | bytes] = {"a.txt": "Real text.", "b.rst": "Title\n=====", "Makefile": "all:"}
+    files |= {f"img{i}.png": b"\x89PNG" for i in range(3)}
+    write_corpus(tmp_path, files | {".hidden.csv": "a,b"})
+    documents, report = load_corpus(tmp_path)
+    assert [d.id for d in documents] == ["a.txt"] and report.skipped == []
+    assert len(report.warnings) == 1
+    assert report.warnings[0].startswith(
+        "passed over 5 file(s) of types not read: (no extension) ×1, .png ×3, .rst ×1"
+    )
+
+
 def test_a_file_of_many_empty_records_is_summarised_for_reading_and_kept_whole_in_the_report(
     tmp_path: Path,
 ) -> None:

@@ -17,6 +17,7 @@ Files are read in sorted path order so the same folder always yields the same co
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
 from ..errors import CorpusError
@@ -41,8 +42,8 @@ def _file_documents(path: Path, source: str, report: LoadReport, limits: Limits)
 
 
 def _files(root: Path, report: LoadReport, confined: bool) -> list[Path]:
-    """The corpus files under `root`, sorted. Unreadable folders and files of other types are passed over
-    (said in the report); `confined`, a file whose real path leaves the corpus (a symbolic link out of it) is
+    """The corpus files under `root`, sorted. Unreadable folders and files of other types are passed over,
+    and said in the report (files of other types as one line counting each type); `confined`, a file whose real path leaves the corpus (a symbolic link out of it) is
     skipped too, so a corpus folder cannot pull in files from elsewhere on the machine."""
     if root.is_file():
         if confined and root.suffix.lower() not in SUPPORTED_SUFFIXES:
@@ -55,17 +56,27 @@ def _files(root: Path, report: LoadReport, confined: bool) -> list[Path]:
         where = Path(exc.filename).relative_to(root).as_posix() if exc.filename else "?"
         report.skip(where, f"cannot be read ({exc.strerror or exc})")
 
+    other_types: Counter[str] = Counter()
     for folder, subfolders, names in os.walk(root, onerror=unreadable):  # linked folders: not followed
         subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
         for name in names:
             path = Path(folder) / name
-            if name.startswith(".") or path.suffix.lower() not in SUPPORTED_SUFFIXES:
+            if name.startswith("."):
+                continue
+            if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+                other_types[path.suffix.lower() or "(no extension)"] += 1
                 continue
             if confined and not path.resolve().is_relative_to(real_root):
                 report.skip(path.relative_to(root).as_posix(), "a link to a file outside the corpus")
                 continue
             if path.is_file():
                 found.append(path)
+    if other_types:  # one line, not one per file: a folder may hold many images or sources beside its text
+        kinds = ", ".join(f"{suffix} ×{n}" for suffix, n in sorted(other_types.items()))
+        report.warnings.append(
+            f"passed over {other_types.total()} file(s) of types not read: {kinds} "
+            f"(read: {', '.join(SUPPORTED_SUFFIXES)})"
+        )
     return sorted(found)
 
 
