@@ -110,7 +110,7 @@ def test_bad_requests_get_clear_4xx(client: TestClient, tmp_path: Path) -> None:
 
 
 def test_a_job_builds_reports_progress_and_can_be_made_live(client: TestClient, tmp_path: Path) -> None:
-    corpus = write_corpus(tmp_path / "other", OTHER_CORPUS)
+    corpus = write_corpus(tmp_path / "other", OTHER_CORPUS | {"empty.md": "", "figure.png": b"\x89PNG"})
     before = client.get("/ready").json()["corpus_id"]
     response = client.post("/ingest/start", json={"corpus": str(corpus), "unit": "passage"}, headers=ADMIN)
     assert response.status_code == 202, response.text
@@ -120,6 +120,8 @@ def test_a_job_builds_reports_progress_and_can_be_made_live(client: TestClient, 
     assert done["state"] == "succeeded", done
     assert done["progress"] == 1.0 and done["counts"]["documents"] == 2 and done["counts"]["embedded"] > 0
     assert done["options"]["unit"] == "passage" and Path(done["bundle"]).is_dir()
+    assert done["warnings"][0].startswith("passed over 1 file(s) of types not read: .png ×1")
+    assert done["warnings"][1:] == ["skipped empty.md: empty file"]  # what rag build would print
     assert [j["id"] for j in client.get("/ingest/list", headers=ADMIN).json()["jobs"]] == [job["id"]]
 
     activated = client.post(f"/ingest/activate/{job['id']}", headers=ADMIN)

@@ -71,7 +71,8 @@ def test_restart_interrupts_a_running_job_and_keeps_the_activated_bundle(
         assert job["finished_at"] and job["progress"] < 1.0
 
         small = write_corpus(
-            tmp_path / "small", {"lava.md": "# Lava\n\nLava is molten rock. It cools to basalt.\n"}
+            tmp_path / "small",
+            {"lava.md": "# Lava\n\nLava is molten rock. It cools to basalt.\n", "empty.md": ""},
         )
         # `rag ingest` starts it, tails it with a progress bar, and makes it live
         code = main(["ingest", "--server", server.url, str(small), "--admin-key", "adm", "--activate"])
@@ -82,6 +83,7 @@ def test_restart_interrupts_a_running_job_and_keeps_the_activated_bundle(
         done = listed[0]
         assert f"job {done['id']} succeeded: 1 documents" in out and f"serving ingest-{done['id']}" in out
         assert "100%" in err and f"job {done['id']} started" in err  # the bar (stages pass too fast here)
+        assert "warning: skipped empty.md: empty file" in err  # what the job's load skipped
         served_by_every_worker(server, done["corpus_id"])
         code = main(["ingest", "--server", server.url, "relative", "--admin-key", "adm"])
         assert code == 2 and "422" in capsys.readouterr().err

@@ -108,3 +108,14 @@ def test_prune_keeps_the_newest_finished_bundles_and_the_live_one(tmp_path: Path
     assert sorted(runner.prune(keep=2)) == [ids[1], ids[2]]
     assert [i for i in ids if store.work_dir(i).exists()] == [ids[0], ids[3], ids[4]]
     assert len(store.jobs()) == 5  # the records stay
+
+
+def test_a_jobs_warnings_are_capped_with_a_count_of_the_rest() -> None:
+    from rag.jobs.builder import capped
+
+    lines = [f"skipped f{i}.pdf: encrypted" for i in range(60)]
+    assert capped(lines[:50]) == lines[:50]
+    kept = capped(lines)
+    assert (
+        len(kept) == 50 and kept[:49] == lines[:49] and kept[-1] == "… 11 more (the bundle's manifest.json)"
+    )

@@ -65,6 +65,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if job["state"] != "succeeded":
         print(f"rag: job {job['id']} failed: {job['error']}", file=sys.stderr)
         return 1
+    for warning in job.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
     counts = job["counts"]
     print(
         f"job {job['id']} succeeded: {counts.get('documents', 0)} documents, {counts.get('units', 0)} units, "

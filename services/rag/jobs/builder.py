@@ -25,7 +25,7 @@ from ..errors import RagError
 from ..redact import redact
 from .interrupts import Interrupts
 from .runner import CANCELLED, check_corpus
-from .store import Job, JobStore, utc_now
+from .store import MAX_JOB_WARNINGS, Job, JobStore, utc_now
 
 __all__ = ["main"]
 
@@ -105,11 +105,12 @@ class _Record:
         self.finished.set()
         self.update(state="failed", finished_at=utc_now(), error=error)
 
-    def succeed(self, result: BuildResult) -> None:
+    def succeed(self, result: BuildResult, warnings: list[str]) -> None:
         self.interrupts.close()
         self.finished.set()
         self.update(
             state="succeeded",
+            warnings=capped([redact(w) for w in warnings]),
             finished_at=utc_now(),
             progress=1.0,
             stage=None,
@@ -124,8 +125,15 @@ class _Record:
         )
 
 
-def _build(store: JobStore, job: Job, progress: BuildProgress) -> BuildResult:
-    """The job's bundle, built with the server's settings and the job's options."""
+def capped(warnings: list[str], most: int = MAX_JOB_WARNINGS) -> list[str]:
+    """At most `most` lines, the last of them saying how many more there were."""
+    if len(warnings) <= most:
+        return warnings
+    return [*warnings[: most - 1], f"… {len(warnings) - most + 1} more (the bundle's manifest.json)"]
+
+
+def _build(store: JobStore, job: Job, progress: BuildProgress) -> tuple[BuildResult, list[str]]:
+    """The job's bundle, built with the server's settings and the job's options; and the load's warnings."""
     from ..index import Builder
 
     overrides = {k: v for k, v in job.options.model_dump().items() if v is not None}
@@ -134,7 +142,8 @@ def _build(store: JobStore, job: Job, progress: BuildProgress) -> BuildResult:
     corpus = _fetch_corpus(job.corpus, settings, work / "corpus")
     builder = Builder.from_settings(settings)
     documents, report = builder.load(corpus, confined=True)
-    return builder.build(documents, work / "bundle", report=report, overwrite=True, progress=progress)
+    result = builder.build(documents, work / "bundle", report=report, overwrite=True, progress=progress)
+    return result, report.summary()
 
 
 def run(store: JobStore, job_id: str, interrupts: Interrupts) -> None:
@@ -145,7 +154,7 @@ def run(store: JobStore, job_id: str, interrupts: Interrupts) -> None:
             target=record.beat, args=(os.getppid(),), name="rag-job-heartbeat", daemon=True
         )
         beat.start()
-        result = _build(store, record.job, record.progress)
+        result, warnings = _build(store, record.job, record.progress)
     except Cancelled:
         record.fail(CANCELLED)
     except Interrupted:
@@ -158,7 +167,7 @@ def run(store: JobStore, job_id: str, interrupts: Interrupts) -> None:
         traceback.print_exc()
         record.fail(redact(f"internal: {type(exc).__name__}: {exc}"))
     else:
-        record.succeed(result)
+        record.succeed(result, warnings)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,6 +56,9 @@ def new_job_id() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
 
 
+MAX_JOB_WARNINGS = 50  # a job record is rewritten at every progress report: it stays small
+
+
 class JobOptions(BaseModel):
     """Build options a job may set; the rest come from the server's RAG_* settings."""
 
@@ -80,6 +83,11 @@ class Job(BaseModel):
     total: int = Field(0, description="items in the current stage")
     progress: float = Field(0.0, ge=0.0, le=1.0, description="the whole job, 0..1")
     counts: dict[str, int] = Field(default_factory=dict)
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="what loading the corpus skipped or repaired, as `rag build` prints it (succeeded; at most "
+        f"{MAX_JOB_WARNINGS} lines: the bundle's manifest.json lists every skipped file)",
+    )
     error: str | None = None
     bundle: str | None = Field(None, description="the bundle the job built (succeeded)")
     corpus_id: str | None = None
