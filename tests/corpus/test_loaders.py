@@ -66,7 +66,16 @@ def test_files_of_types_not_read_are_counted_in_one_warning(tmp_path: Path) -> N
     assert [d.id for d in documents] == ["a.txt"] and report.skipped == []
     assert len(report.warnings) == 1
     assert report.warnings[0].startswith(
-        "passed over 5 file(s) of types not read: (no extension) ×1, .png ×3, .rst ×1"
+        "passed over 5 file(s) of types not read: .png ×3, (no extension) ×1, .rst ×1 ("
+    )
+    many = write_corpus(tmp_path / "many", {"a.txt": "Real text."} | {f"f{i}.x{i}": "x" for i in range(10)})
+    assert (
+        load_corpus(many)[1]
+        .warnings[0]
+        .startswith(
+            "passed over 10 file(s) of types not read: .x0 ×1, .x1 ×1, .x2 ×1, .x3 ×1, .x4 ×1, .x5 ×1, .x6 ×1, "
+            ".x7 ×1 and 2 other types ("
+        )
     )
 
 
@@ -95,11 +104,48 @@ def test_empty_file_and_empty_record_are_skipped_with_a_warning(tmp_path: Path) 
     assert {s["reason"] for s in report.skipped} == {"empty file", "no text"}
 
 
-def test_invalid_utf8_is_replaced_and_reported(tmp_path: Path) -> None:
-    write_corpus(tmp_path, {"bad.txt": b"Caf\xe9 au lait. Fine text."})
+def test_invalid_utf8_in_a_utf8_file_is_replaced_and_reported(tmp_path: Path) -> None:
+    write_corpus(tmp_path, {"bad.txt": "Crème brûlée. ".encode() + b"Caf\xe9 au lait. Fine text."})
     documents, report = load_corpus(tmp_path)
-    assert documents[0].text == "Caf\ufffd au lait. Fine text."
-    assert "1 invalid UTF-8 byte(s) replaced" in report.warnings[0]
+    assert documents[0].text == "Crème brûlée. Caf\ufffd au lait. Fine text."
+    assert report.warnings == ["bad.txt: 1 invalid UTF-8 byte(s) replaced"]
+
+
+LEGACY = "Fix typos (Jan Pokorný). Le café était très “bon” – déjà vu."
+
+
+def test_a_legacy_single_byte_file_is_read_as_windows_1252_and_said(tmp_path: Path) -> None:
+    """Old text and pages are often Latin-1/windows-1252 (Debian's libxslt manual is): every accented letter
+    was a U+FFFD in the evidence before."""
+    write_corpus(tmp_path, {"old.txt": LEGACY.encode("cp1252")})
+    documents, report = load_corpus(tmp_path)
+    assert documents[0].text == LEGACY
+    assert report.warnings == ["old.txt: not UTF-8 and no encoding declared: read as windows-1252"]
+
+
+PAGE = "<html><head>{meta}<title>Names</title></head><body><main><p>{text}</p></main></body></html>"
+NAMES = "Zażółć gęślą jaźń: Łódź jest dużym miastem, a Kraków jest starym miastem w Polsce."
+
+
+@pytest.mark.parametrize(
+    ("meta", "encoding"),
+    [
+        ('<meta charset="windows-1250">', "cp1250"),
+        ('<meta http-equiv="Content-Type" content="text/html; charset=ISO-8859-2">', "iso8859-2"),
+        ('<meta charset="iso-8859-1">', "cp1252"),  # browsers read a Latin-1 label as windows-1252
+    ],
+)
+def test_a_page_is_read_in_the_encoding_it_declares(tmp_path: Path, meta: str, encoding: str) -> None:
+    text = LEGACY if encoding == "cp1252" else NAMES
+    write_corpus(tmp_path, {"page.html": PAGE.format(meta=meta, text=text).encode(encoding)})
+    documents, report = load_corpus(tmp_path)
+    assert documents[0].text == text and report.warnings == []
+
+
+def test_a_file_with_a_utf16_byte_order_mark_is_text_not_binary(tmp_path: Path) -> None:
+    write_corpus(tmp_path, {"notepad.txt": "Łódź in UTF-16, as Windows Notepad saved it.".encode("utf-16")})
+    documents, report = load_corpus(tmp_path)
+    assert documents[0].text == "Łódź in UTF-16, as Windows Notepad saved it." and report.skipped == []
 
 
 def test_a_50_mb_document_is_skipped_with_a_clear_reason(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from .formats.text import load_text
 __all__ = ["SUPPORTED_SUFFIXES", "Limits", "load_corpus"]
 
 BEIR_CORPUS, BEIR_QUERIES = "corpus.jsonl", "queries.jsonl"
+_TYPES_SHOWN = 8  # /usr/share/doc holds 103 types: the warning names the most common
 
 
 def _file_documents(path: Path, source: str, report: LoadReport, limits: Limits) -> list[Document]:
@@ -72,7 +73,10 @@ def _files(root: Path, report: LoadReport, confined: bool) -> list[Path]:
             if path.is_file():
                 found.append(path)
     if other_types:  # one line, not one per file: a folder may hold many images or sources beside its text
-        kinds = ", ".join(f"{suffix} ×{n}" for suffix, n in sorted(other_types.items()))
+        common = sorted(other_types.items(), key=lambda item: (-item[1], item[0]))
+        kinds = ", ".join(f"{suffix} ×{n}" for suffix, n in common[:_TYPES_SHOWN])
+        if len(common) > _TYPES_SHOWN:
+            kinds += f" and {len(common) - _TYPES_SHOWN} other types"
         report.warnings.append(
             f"passed over {other_types.total()} file(s) of types not read: {kinds} "
             f"(read: {', '.join(SUPPORTED_SUFFIXES)})"

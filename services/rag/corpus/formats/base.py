@@ -6,6 +6,8 @@ file with that reason, and goes on); it never lets a parser's own exception out.
 
 from __future__ import annotations
 
+import codecs
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +15,7 @@ from typing import Protocol
 
 from ..documents import Block, BlockKind, Document, LoadReport
 
-__all__ = ["Limits", "Loader", "TextLayout", "Unreadable", "decode_text"]
+__all__ = ["LEGACY_FALLBACK", "Limits", "Loader", "TextLayout", "Unreadable", "decode_text"]
 
 
 class Unreadable(Exception):
@@ -32,19 +34,53 @@ class Loader(Protocol):
     def __call__(self, path: Path, source: str, report: LoadReport, limits: Limits) -> Iterator[Document]: ...
 
 
-def decode_text(raw: bytes, source: str, report: LoadReport) -> str:
-    """UTF-8 (a BOM dropped); invalid bytes replaced and counted in a warning. NUL bytes mean a binary file
-    behind a text extension, which is refused rather than indexed as garbage."""
+# Byte-order marks, longest first (UTF-32's LE mark begins with UTF-16's).
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+_UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+# What a browser assumes of an unlabelled page that is not UTF-8 (the WHATWG Encoding Standard's fallback for
+# Western locales). Detectors guess wrong on short Western text (charset-normalizer read "très" in cp1252 as
+# cp1250 "trčs" here), so none is used.
+LEGACY_FALLBACK = "windows-1252"
+
+
+def decode_text(raw: bytes, source: str, report: LoadReport, declared: str | None = None) -> str:
+    """The file's text: by its byte-order mark (UTF-8, -16, -32); else as UTF-8; else in the encoding the file
+    declares (`declared`: an HTML page's charset); else, when no character in it is multi-byte UTF-8, as
+    windows-1252, said in a warning; else as UTF-8 with the invalid bytes replaced and counted in a warning.
+    NUL bytes outside UTF-16/32 mean a binary file behind a text extension, refused rather than indexed."""
+    for bom, encoding in _BOMS:
+        if raw.startswith(bom):
+            return raw[len(bom) :].decode(encoding, errors="replace")
     if b"\x00" in raw[:8192]:
         raise Unreadable("binary content (NUL bytes), not text")
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        text = raw.decode("utf-8", errors="replace")
-        report.warnings.append(f"{source}: {text.count(chr(0xFFFD))} invalid UTF-8 byte(s) replaced")
-        return text
+        pass
+    codec = _codec(declared) if declared is not None else None
+    if codec is not None and codec != "utf-8":
+        # as browsers do: pages labelled Latin-1 or ASCII are windows-1252 (curly quotes, dashes in 0x80-0x9f)
+        return raw.decode(LEGACY_FALLBACK if codec in ("iso8859-1", "ascii") else codec, errors="replace")
+    if _UTF8_MULTIBYTE.search(raw) is None:  # no sign of UTF-8 at all: a legacy single-byte encoding
+        report.warnings.append(f"{source}: not UTF-8 and no encoding declared: read as {LEGACY_FALLBACK}")
+        return raw.decode(LEGACY_FALLBACK, errors="replace")
+    text = raw.decode("utf-8", errors="replace")
+    report.warnings.append(f"{source}: {text.count(chr(0xFFFD))} invalid UTF-8 byte(s) replaced")
+    return text
+
+
+def _codec(name: str) -> str | None:
+    """The codec's canonical name, or None for a name Python does not know."""
+    try:
+        return codecs.lookup(name).name.replace("_", "-")
+    except LookupError:
+        return None
 
 
 @dataclass

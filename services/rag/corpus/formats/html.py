@@ -7,6 +7,7 @@ file. A page with no main content is skipped with that reason.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,17 +15,34 @@ from ..documents import PROSE, Document, LoadReport
 from .base import Limits, Unreadable, decode_text
 from .markdown import markdown_layout
 
-__all__ = ["load_html"]
+__all__ = ["declared_charset", "load_html"]
 
 # On a page of links only, trafilatura falls back to their words ("Home About"): main content has at least
 # one paragraph or list item of this many words.
 _MIN_WORDS = 5
 
 
+# Where a page names its encoding: <meta charset>, <meta http-equiv content="…; charset=…">, or an XHTML
+# page's XML declaration. Browsers look in the first 1,024 bytes; a long <head> can push it further.
+_DECLARED = re.compile(
+    rb"""<meta[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)|<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+)""",
+    re.IGNORECASE,
+)
+
+
+def declared_charset(raw: bytes) -> str | None:
+    """The encoding a page declares in its first 4 KiB, if any."""
+    match = _DECLARED.search(raw[:4096])
+    if match is None:
+        return None
+    return (match.group(1) or match.group(2)).decode("ascii")
+
+
 def load_html(path: Path, source: str, report: LoadReport, limits: Limits) -> Iterator[Document]:
     import trafilatura
 
-    page = decode_text(path.read_bytes(), source, report)
+    raw = path.read_bytes()
+    page = decode_text(raw, source, report, declared=declared_charset(raw))
     main = trafilatura.extract(
         page,
         output_format="markdown",
