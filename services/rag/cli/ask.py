@@ -38,10 +38,8 @@ def _batch_questions(path: Path) -> Iterator[tuple[str, str, dict[str, Any] | No
                 raise RagError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
             if "question" in record:
                 yield str(record.get("id", number)), record["question"], record.get("filters")
-            elif (
-                "_id" in record and "text" in record
-            ):  # BEIR's queries.jsonl, as the corpus loader reads BEIR
-                yield str(record["_id"]), record["text"], None
+            elif "_id" in record and "text" in record:
+                yield str(record["_id"]), record["text"], None  # BEIR's queries.jsonl
             else:
                 raise RagError(f"{path}:{number}: no 'question' (nor BEIR's '_id' and 'text')")
         else:

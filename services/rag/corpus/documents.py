@@ -73,7 +73,7 @@ class LoadReport:
 
     warnings: list[str] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
-    # warning index → (file, reason) of a skipped record: a file of 5,000 empty records is one line on a terminal
+    # warning index → (file, reason) of a skipped record: 5,000 empty records of a file print as four lines
     _record_skips: dict[int, tuple[str, str]] = field(default_factory=dict, repr=False)
 
     def skip(self, source: str, reason: str) -> None:

@@ -5,10 +5,11 @@ Defined behaviour for awkward input, so a build never stops on a bad file:
 - a file its loader cannot read (encrypted or image-only PDF, corrupt DOCX, a page with no main content, binary
   bytes behind a text extension), an empty file and a file over `max_file_bytes` are skipped, with the reason
   recorded (the manifest's warnings, `rag build`'s output); the rest of the corpus builds;
-- records with no text are skipped with a warning; bytes that are not UTF-8 are replaced (U+FFFD) and counted;
+- records with no text are skipped with a warning; text in other encodings is read as `formats/base.py`'s
+  `decode_text` says, with a warning where it had to guess or replace;
 - documents above `max_document_chars` are skipped with a warning (raise the limit to keep them);
-- a BEIR dataset folder (corpus.jsonl beside queries.jsonl) is its corpus.jsonl: its queries, qrels and any other
-  file are an evaluation set (`rag eval --eval-set` reads the same folder), and indexing the queries as
+- a BEIR dataset folder (corpus.jsonl beside queries.jsonl) is its corpus.jsonl: its queries, qrels and any
+  other file are an evaluation set (`rag eval --eval-set` reads the same folder), and indexing the queries as
   documents would answer each question with itself;
 - a duplicate id with the same content is dropped with a warning; with different content it is an error.
 Files are read in sorted path order so the same folder always yields the same corpus.
@@ -43,9 +44,10 @@ def _file_documents(path: Path, source: str, report: LoadReport, limits: Limits)
 
 
 def _files(root: Path, report: LoadReport, confined: bool) -> list[Path]:
-    """The corpus files under `root`, sorted. Unreadable folders and files of other types are passed over,
-    and said in the report (files of other types as one line counting each type); `confined`, a file whose real path leaves the corpus (a symbolic link out of it) is
-    skipped too, so a corpus folder cannot pull in files from elsewhere on the machine."""
+    """The corpus files under `root`, sorted. Unreadable folders and files of other types are passed over and
+    said in the report (files of other types in one line counting each type); `confined`, a file whose real
+    path leaves the corpus (a symbolic link out of it) is skipped too, so a corpus folder cannot pull in files
+    from elsewhere on the machine."""
     if root.is_file():
         if confined and root.suffix.lower() not in SUPPORTED_SUFFIXES:
             raise CorpusError(f"{root.name}: not a supported file type ({', '.join(SUPPORTED_SUFFIXES)})")

@@ -85,8 +85,8 @@ class Job(BaseModel):
     counts: dict[str, int] = Field(default_factory=dict)
     warnings: list[str] = Field(
         default_factory=list,
-        description="what loading the corpus skipped or repaired, as `rag build` prints it (succeeded; at most "
-        f"{MAX_JOB_WARNINGS} lines: the bundle's manifest.json lists every skipped file)",
+        description="what loading the corpus skipped or repaired, as `rag build` prints it (succeeded; at "
+        f"most {MAX_JOB_WARNINGS} lines: the bundle's manifest.json lists every skipped file)",
     )
     error: str | None = None
     bundle: str | None = Field(None, description="the bundle the job built (succeeded)")

@@ -15,7 +15,7 @@ from ..documents import PROSE, Document, LoadReport
 from .base import Limits, Unreadable, decode_text
 from .markdown import markdown_layout
 
-__all__ = ["declared_charset", "load_html"]
+__all__ = ["load_html"]
 
 # On a page of links only, trafilatura falls back to their words ("Home About"): main content has at least
 # one paragraph or list item of this many words.
@@ -25,12 +25,13 @@ _MIN_WORDS = 5
 # Where a page names its encoding: <meta charset>, <meta http-equiv content="…; charset=…">, or an XHTML
 # page's XML declaration. Browsers look in the first 1,024 bytes; a long <head> can push it further.
 _DECLARED = re.compile(
-    rb"""<meta[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)|<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+)""",
+    rb"""<meta[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)"""
+    rb"""|<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+)""",
     re.IGNORECASE,
 )
 
 
-def declared_charset(raw: bytes) -> str | None:
+def _declared_charset(raw: bytes) -> str | None:
     """The encoding a page declares in its first 4 KiB, if any."""
     match = _DECLARED.search(raw[:4096])
     if match is None:
@@ -42,7 +43,7 @@ def load_html(path: Path, source: str, report: LoadReport, limits: Limits) -> It
     import trafilatura
 
     raw = path.read_bytes()
-    page = decode_text(raw, source, report, declared=declared_charset(raw))
+    page = decode_text(raw, source, report, declared=_declared_charset(raw))
     main = trafilatura.extract(
         page,
         output_format="markdown",
