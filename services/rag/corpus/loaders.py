@@ -29,7 +29,7 @@ from .formats.text import load_text
 __all__ = ["SUPPORTED_SUFFIXES", "Limits", "load_corpus"]
 
 BEIR_CORPUS, BEIR_QUERIES = "corpus.jsonl", "queries.jsonl"
-_TYPES_SHOWN = 8  # /usr/share/doc holds 103 types: the warning names the most common
+_TYPES_SHOWN = 8  # /usr/share/doc holds 101 types: the warning names the most common
 
 
 def _file_documents(path: Path, source: str, report: LoadReport, limits: Limits) -> list[Document]:
