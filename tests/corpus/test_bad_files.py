@@ -104,7 +104,7 @@ def test_rag_build_prints_each_skip_and_records_it_in_the_manifest(
     monkeypatch.setenv("RAG_MAX_FILE_BYTES", "100000")
     assert main(["build", str(corpus), "--out", str(tmp_path / "bundle"), "--quiet"]) == 0
     printed = capsys.readouterr().err
-    expected = {**BAD, "large.md": "120,009 bytes, more than max_file_bytes=100,000"}
+    expected = {**BAD, "large.md": "120,009 bytes, more than the limit of 100,000 (RAG_MAX_FILE_BYTES)"}
     for name, reason in expected.items():
         assert f"warning: skipped {name}: {reason}" in printed, name
     manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())

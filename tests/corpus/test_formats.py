@@ -178,7 +178,9 @@ def test_a_500_page_pdf_builds_under_the_default_page_limit_and_not_over_a_lower
     documents, report = load_corpus(tmp_path, limits=Limits(max_pages=limit))
     assert ("big.pdf" in {d.id for d in documents}) is not skipped
     if skipped:
-        assert report.skipped == [{"source": "big.pdf", "reason": "500 pages, more than max_pages=400"}]
+        assert report.skipped == [
+            {"source": "big.pdf", "reason": "500 pages, more than the limit of 400 (RAG_MAX_PAGES)"}
+        ]
 
 
 def test_table_rows_and_code_lines_are_evidence_only_when_asked_for(tmp_path: Path, monkeypatch) -> None:

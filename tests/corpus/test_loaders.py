@@ -157,7 +157,7 @@ def test_a_50_mb_document_is_skipped_with_a_clear_reason(tmp_path: Path) -> None
     write_corpus(tmp_path, {"small.txt": "A small document."})
     documents, report = load_corpus(tmp_path, max_document_chars=10_000_000)
     assert [d.id for d in documents] == ["small.txt"]
-    assert "exceeds max_document_chars" in report.skipped[0]["reason"]
+    assert "more than the limit of 10,000,000 (RAG_MAX_DOCUMENT_CHARS)" in report.skipped[0]["reason"]
 
 
 def test_duplicate_ids(tmp_path: Path) -> None:

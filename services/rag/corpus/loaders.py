@@ -38,7 +38,9 @@ def _file_documents(path: Path, source: str, report: LoadReport, limits: Limits)
     if size == 0:
         raise Unreadable("empty file")
     if size > limits.max_file_bytes:
-        raise Unreadable(f"{size:,} bytes, more than max_file_bytes={limits.max_file_bytes:,}")
+        raise Unreadable(
+            f"{size:,} bytes, more than the limit of {limits.max_file_bytes:,} (RAG_MAX_FILE_BYTES)"
+        )
     load = LOADERS.get(path.suffix.lower(), load_text)  # a single file named by the user: read as text
     return list(load(path, source, report, limits))
 
@@ -151,7 +153,9 @@ def _keep(doc: Document, source: str, report: LoadReport, max_document_chars: in
         return False
     if len(doc.text) > max_document_chars:
         report.skip_record(
-            source, doc.id, f"{len(doc.text):,} characters exceeds max_document_chars={max_document_chars:,}"
+            source,
+            doc.id,
+            f"{len(doc.text):,} characters, more than the limit of {max_document_chars:,} (RAG_MAX_DOCUMENT_CHARS)",
         )
         return False
     return True

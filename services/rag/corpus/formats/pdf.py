@@ -74,7 +74,9 @@ def _read_pages(path: Path, limits: Limits) -> tuple[list[list[_Line]], str]:
         raise Unreadable(f"not a readable PDF ({message})") from None
     try:
         if len(pdf) > limits.max_pages:
-            raise Unreadable(f"{len(pdf)} pages, more than max_pages={limits.max_pages}")
+            raise Unreadable(
+                f"{len(pdf):,} pages, more than the limit of {limits.max_pages:,} (RAG_MAX_PAGES)"
+            )
         title = str(pdf.get_metadata_dict().get("Title") or "").strip()
         title = "" if title.lower() in _NO_TITLE else title
         return [_page_lines(pdf[i]) for i in range(len(pdf))], title
