@@ -67,7 +67,12 @@ def test_errors_exit_2_with_one_line(
     (corrupt / "store.sqlite").write_bytes(b"garbage")
     cases.append((["ask", str(corrupt), "q"], "store.sqlite does not match its checksum"))
     empty = write_corpus(tmp_path / "empty", {"a.txt": ""})
-    cases.append((["build", str(empty), "--out", str(tmp_path / "x")], "has no documents"))
+    cases.append(
+        (
+            ["build", str(empty), "--out", str(tmp_path / "x")],
+            "has no documents with text (skipped a.txt: empty file)",
+        )
+    )
     cases.append((["ask", str(sample_bundle), "  "], "the question is empty"))
     for argv, message in cases:
         code, _, err = run(capsys, *argv)

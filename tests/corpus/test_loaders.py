@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,19 @@ def test_files_of_types_not_read_are_counted_in_one_warning(tmp_path: Path) -> N
             "passed over 10 file(s) of types not read: .x0 ×1, .x1 ×1, .x2 ×1, .x3 ×1, .x4 ×1, .x5 ×1, .x6 ×1, "
             ".x7 ×1 and 2 other types ("
         )
+    )
+
+
+def test_a_corpus_left_empty_by_its_limits_says_which_setting_to_raise(tmp_path: Path) -> None:
+    """`rag build` prints its warnings only after loading: the error itself must say why nothing was left."""
+    from rag.corpus import Limits
+
+    write_corpus(tmp_path, {"corpus.jsonl": '{"_id": "d1", "text": "Roots absorb water."}\n' * 50})
+    with pytest.raises(CorpusError) as raised:
+        load_corpus(tmp_path, limits=Limits(max_file_bytes=1_000))
+    assert str(raised.value) == (
+        f"corpus {tmp_path} has no documents with text (skipped corpus.jsonl: 2,250 bytes, more than the limit "
+        "of 1,000 (RAG_MAX_FILE_BYTES))"
     )
 
 
@@ -177,12 +191,15 @@ def test_duplicate_ids(tmp_path: Path) -> None:
         ({}, "has no documents"),
         ({"x.jsonl": "not json\n"}, "x.jsonl:1: not valid JSON"),
         ({"x.jsonl": '{"text": "no id"}\n'}, "no 'id'"),
-        ({"notes.csv": "a,b"}, "has no documents"),
+        (
+            {"notes.csv": "a,b"},
+            "has no documents with text (passed over 1 file(s) of types not read: .csv ×1",
+        ),
     ],
 )
 def test_unusable_corpora_raise_one_clear_error(tmp_path: Path, files: dict[str, str], message: str) -> None:
     write_corpus(tmp_path / "c", files)
-    with pytest.raises(CorpusError, match=message):
+    with pytest.raises(CorpusError, match=re.escape(message)):
         load_corpus(tmp_path / "c")
 
 

@@ -123,10 +123,9 @@ def load_corpus(
         for doc in parsed:
             if _keep(doc, source, report, max_document_chars):
                 _add(documents, doc, source, report)
-    if not documents:
-        raise CorpusError(
-            f"corpus {root} has no documents with text (supported: {', '.join(SUPPORTED_SUFFIXES)})"
-        )
+    if not documents:  # what was passed over is the likely why: say it here, a build prints nothing else
+        found = "; ".join(report.summary()[:3]) or f"supported: {', '.join(SUPPORTED_SUFFIXES)}"
+        raise CorpusError(f"corpus {root} has no documents with text ({found})")
     return list(documents.values()), report
 
 
