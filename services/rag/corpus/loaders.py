@@ -24,6 +24,7 @@ from pathlib import Path
 from ..errors import CorpusError
 from .documents import Document, LoadReport
 from .formats import LOADERS, SUPPORTED_SUFFIXES, Limits, Unreadable
+from .formats.base import over_limit
 from .formats.text import load_text
 
 __all__ = ["SUPPORTED_SUFFIXES", "Limits", "load_corpus"]
@@ -38,9 +39,7 @@ def _file_documents(path: Path, source: str, report: LoadReport, limits: Limits)
     if size == 0:
         raise Unreadable("empty file")
     if size > limits.max_file_bytes:
-        raise Unreadable(
-            f"{size:,} bytes, more than the limit of {limits.max_file_bytes:,} (RAG_MAX_FILE_BYTES)"
-        )
+        raise Unreadable(over_limit(size, "bytes", limits.max_file_bytes, "RAG_MAX_FILE_BYTES"))
     load = LOADERS.get(path.suffix.lower(), load_text)  # a single file named by the user: read as text
     return list(load(path, source, report, limits))
 
@@ -154,7 +153,7 @@ def _keep(doc: Document, source: str, report: LoadReport, max_document_chars: in
         report.skip_record(
             source,
             doc.id,
-            f"{len(doc.text):,} characters, more than the limit of {max_document_chars:,} (RAG_MAX_DOCUMENT_CHARS)",
+            over_limit(len(doc.text), "characters", max_document_chars, "RAG_MAX_DOCUMENT_CHARS"),
         )
         return False
     return True

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from ..documents import Block, BlockKind, Document, LoadReport
 
-__all__ = ["LEGACY_FALLBACK", "Limits", "Loader", "TextLayout", "Unreadable", "decode_text"]
+__all__ = ["Limits", "Loader", "TextLayout", "Unreadable", "decode_text", "over_limit"]
 
 
 class Unreadable(Exception):
@@ -26,6 +26,11 @@ class Unreadable(Exception):
 class Limits:
     max_file_bytes: int = 200 * 1024**2
     max_pages: int = 2000
+
+
+def over_limit(amount: int, unit: str, limit: int, setting: str) -> str:
+    """Why a file or document was skipped for its size, naming the setting that would keep it."""
+    return f"{amount:,} {unit}, more than the limit of {limit:,} ({setting})"
 
 
 class Loader(Protocol):
@@ -46,7 +51,7 @@ _UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}
 # What a browser assumes of an unlabelled page that is not UTF-8 (the WHATWG Encoding Standard's fallback for
 # Western locales). Detectors guess wrong on short Western text (charset-normalizer read "très" in cp1252 as
 # cp1250 "trčs" here), so none is used.
-LEGACY_FALLBACK = "windows-1252"
+_LEGACY_FALLBACK = "windows-1252"
 
 
 def decode_text(raw: bytes, source: str, report: LoadReport, declared: str | None = None) -> str:
@@ -66,10 +71,10 @@ def decode_text(raw: bytes, source: str, report: LoadReport, declared: str | Non
     codec = _codec(declared) if declared is not None else None
     if codec is not None and codec != "utf-8":
         # as browsers do: pages labelled Latin-1 or ASCII are windows-1252 (curly quotes, dashes in 0x80-0x9f)
-        return raw.decode(LEGACY_FALLBACK if codec in ("iso8859-1", "ascii") else codec, errors="replace")
+        return raw.decode(_LEGACY_FALLBACK if codec in ("iso8859-1", "ascii") else codec, errors="replace")
     if _UTF8_MULTIBYTE.search(raw) is None:  # no sign of UTF-8 at all: a legacy single-byte encoding
-        report.warnings.append(f"{source}: not UTF-8 and no encoding declared: read as {LEGACY_FALLBACK}")
-        return raw.decode(LEGACY_FALLBACK, errors="replace")
+        report.warnings.append(f"{source}: not UTF-8 and no encoding declared: read as {_LEGACY_FALLBACK}")
+        return raw.decode(_LEGACY_FALLBACK, errors="replace")
     text = raw.decode("utf-8", errors="replace")
     report.warnings.append(f"{source}: {text.count(chr(0xFFFD))} invalid UTF-8 byte(s) replaced")
     return text

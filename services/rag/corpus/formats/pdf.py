@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..documents import BlockKind, Document, LoadReport
-from .base import Limits, TextLayout, Unreadable
+from .base import Limits, TextLayout, Unreadable, over_limit
 
 __all__ = ["load_pdf"]
 
@@ -74,9 +74,7 @@ def _read_pages(path: Path, limits: Limits) -> tuple[list[list[_Line]], str]:
         raise Unreadable(f"not a readable PDF ({message})") from None
     try:
         if len(pdf) > limits.max_pages:
-            raise Unreadable(
-                f"{len(pdf):,} pages, more than the limit of {limits.max_pages:,} (RAG_MAX_PAGES)"
-            )
+            raise Unreadable(over_limit(len(pdf), "pages", limits.max_pages, "RAG_MAX_PAGES"))
         title = str(pdf.get_metadata_dict().get("Title") or "").strip()
         title = "" if title.lower() in _NO_TITLE else title
         return [_page_lines(pdf[i]) for i in range(len(pdf))], title
