@@ -75,6 +75,19 @@ def test_hits_return_the_stored_vector_exactly_and_compute_only_misses(tmp_path:
         assert (cache.hits, cache.misses) == (3, 3)  # the repeat of "a" counts as a hit
 
 
+def test_uncached_names_what_encode_would_compute_without_reading_a_vector(tmp_path: Path) -> None:
+    """What a Ray build dispatches: each missing text's first position, none of the cached ones."""
+    with EmbeddingCache(tmp_path / "c.sqlite") as cache:
+        put(cache, "a", "b")
+        assert cache.uncached(["b", "c", "a", "c", "d"], "ns", 4) == [1, 4]
+        assert cache.uncached(["a"], "ns", 4, prefix="passage: ") == [0]
+        assert cache.uncached(["a"], "other", 4) == [0] and cache.uncached(["a"], "ns", 8) == [0]
+        compute = Computed()
+        cache.encode(["b", "c", "a", "c", "d"], "ns", 4, compute)
+        assert compute.calls == [["c", "d"]]  # what uncached() named
+        assert (cache.hits, cache.misses) == (3, 4)  # b, a and the repeat of c; a, b, c, d
+
+
 def test_the_key_covers_namespace_and_prefix(tmp_path: Path) -> None:
     with EmbeddingCache(tmp_path / "c.sqlite") as cache:
         compute = Computed()

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from rag.errors import BundleCorrupt
 from rag.index.lexical import Bm25Index, Bm25Params, Tokenizer, write_bm25
@@ -70,14 +71,17 @@ def test_files_hold_no_pickle(tmp_path: Path) -> None:
 
 def write_version_1(folder: Path, texts: list[str], titles: list[str]) -> None:
     """The layout bundles of format version 1 hold: unit × term and document × term count matrices."""
-    from rag.index.lexical import _count_matrix
-
     tokenize = Tokenizer("english")
     body, title = [tokenize(t) for t in texts], [tokenize(t) for t in titles]
     vocab = {t: i for i, t in enumerate(sorted({t for toks in body + title for t in toks}))}
     folder.mkdir(parents=True)
     for name, tokens in (("body", body), ("title", title)):
-        matrix = _count_matrix(tokens, vocab)
+        counts = np.zeros((len(tokens), len(vocab)), dtype=np.float32)
+        for row, words in enumerate(tokens):
+            for word in words:
+                counts[row, vocab[word]] += 1
+        matrix = sp.csr_matrix(counts)
+        matrix.indptr = matrix.indptr.astype(np.int64)
         for part in ("data", "indices", "indptr"):
             np.save(folder / f"{name}_{part}.npy", getattr(matrix, part))
     (folder / "vocab.json").write_text(json.dumps(sorted(vocab)))

@@ -13,7 +13,7 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
@@ -57,6 +57,9 @@ __all__ = ["BuildResult", "Builder"]
 
 log = logging.getLogger(__name__)
 
+# The unit vectors while the index is built from them, in the staging folder and removed before the manifest.
+_UNIT_VECTORS_SCRATCH = "unit_vectors.building.npy"
+
 
 @dataclass(frozen=True)
 class BuildResult:
@@ -70,8 +73,8 @@ class BuildResult:
 
 @dataclass(frozen=True)
 class _Vectors:
-    units: np.ndarray
-    sentences: np.ndarray | None  # passage/document units only
+    units: np.memmap  # the scratch file
+    sentences: np.memmap | None  # passage/document units only: the bundle's file
     seconds: float
 
 
@@ -171,8 +174,11 @@ class Builder:
         try:
             with staged_dir(out) as tmp:
                 seg = self._segment(documents, report_progress)
-                vectors = self._embed(documents, seg, cache, report_progress)
+                vectors = self._embed(tmp, documents, seg, cache, report_progress)
                 self._write_indexes(tmp, documents, seg, vectors, report_progress)
+                embed_seconds = vectors.seconds
+                del vectors  # unmapped before the scratch file goes (the index holds the unit vectors now)
+                (tmp / _UNIT_VECTORS_SCRATCH).unlink()
                 manifest = self._manifest(tmp, documents, seg, report)
                 write_json_atomic(tmp / MANIFEST_NAME, manifest_json(manifest))
                 report_progress("index", 4, 4)
@@ -185,7 +191,7 @@ class Builder:
             path=out,
             manifest=manifest,
             seconds=time.perf_counter() - started,
-            embed_seconds=vectors.seconds,
+            embed_seconds=embed_seconds,
             embedded=cache.misses if cache else seg.n_units,
             cache_hits=cache.hits if cache else 0,
         )
@@ -208,12 +214,18 @@ class Builder:
 
     def _embed(
         self,
+        tmp: Path,
         documents: list[Document],
         seg: Segmentation,
         cache: EmbeddingCache | None,
         report_progress: BuildProgress,
     ) -> _Vectors:
-        """Unit vectors, and for passage/document units each sentence's own (evidence is picked by them)."""
+        """Unit vectors, and for passage/document units each sentence's own (evidence is picked by them).
+
+        Both are written to files in the staging folder as they arrive, not gathered in memory: at 10M
+        units of 384 dimensions they are 15 GB, which a build's head would otherwise hold (twice, while
+        concatenating). The sentence vectors' file is the bundle's own; the units' is scratch, removed once
+        the index holds them."""
         started = time.perf_counter()
         sentence_texts = (
             [
@@ -224,60 +236,22 @@ class Builder:
             else []
         )
         total = seg.n_units + len(sentence_texts)
-        embed = self._embedding(cache, lambda done: report_progress("embed", done, total))
+        dim = self.embedder.identity.dim
+        embed = _Embedding(
+            self.embedder,
+            cache,
+            1 if self.batch_invariant else self.config.batch_size,
+            self.ray,
+            lambda done: report_progress("embed", done, total),
+        )
         report_progress("embed", 0, total)
-        units = embed(unit_texts(documents, seg, with_title=self.config.unit_title))
-        sentences = embed(sentence_texts) if sentence_texts else None
+        units = _array_file(tmp / _UNIT_VECTORS_SCRATCH, seg.n_units, dim)
+        embed(unit_texts(documents, seg, with_title=self.config.unit_title), units)
+        sentences = None
+        if sentence_texts:
+            sentences = _array_file(tmp / SENTENCE_VECTORS_FILE, len(sentence_texts), dim)
+            embed(sentence_texts, sentences)
         return _Vectors(units, sentences, time.perf_counter() - started)
-
-    def _embedding(
-        self, cache: EmbeddingCache | None, embedded: Callable[[int], None]
-    ) -> Callable[[list[str]], np.ndarray]:
-        """A function embedding texts chunk by chunk (through the cache), telling `embedded` the running
-        count across every call."""
-        identity = self.embedder.identity
-        namespace = embedder_namespace(self.embedder)
-        batch_size = 1 if self.batch_invariant else self.config.batch_size
-        count = 0
-
-        def compute(batch: list[str]) -> np.ndarray:
-            return self.embedder.encode(batch, kind="passage", batch_size=batch_size)
-
-        ray = self.ray
-
-        def on_ray(texts: list[str]) -> np.ndarray:
-            # One Ray job for every text not in the cache: read before dispatch, written after.
-            nonlocal count
-            before = count
-
-            def remote(missing: list[str]) -> np.ndarray:
-                assert ray is not None
-                return ray.encode(missing, identity.dim, batch_size, lambda n: embedded(before + n))
-
-            vectors = (
-                remote(texts)
-                if cache is None
-                else cache.encode(texts, namespace, identity.dim, remote, prefix=identity.passage_prefix)
-            )
-            count += len(texts)
-            embedded(count)
-            return vectors
-
-        def embed(texts: list[str]) -> np.ndarray:
-            nonlocal count
-            parts = []
-            for start in range(0, len(texts), CHUNK):
-                chunk = texts[start : start + CHUNK]
-                parts.append(
-                    compute(chunk)
-                    if cache is None
-                    else cache.encode(chunk, namespace, identity.dim, compute, prefix=identity.passage_prefix)
-                )
-                count += len(chunk)
-                embedded(count)
-            return np.concatenate(parts) if parts else np.empty((0, identity.dim), np.float32)
-
-        return on_ray if ray is not None else embed
 
     def _write_indexes(
         self,
@@ -289,7 +263,7 @@ class Builder:
     ) -> None:
         config = self.config
         if vectors.sentences is not None:
-            np.save(tmp / SENTENCE_VECTORS_FILE, vectors.sentences)
+            vectors.sentences.flush()  # the bundle's own file, checksummed by the manifest
         report_progress("index", 0, 4)
         write_store(tmp / STORE_FILE, documents, seg)
         report_progress("index", 1, 4)
@@ -324,6 +298,91 @@ class Builder:
             software=_software(),
             files=files,
         )
+
+
+class _Embedding:
+    """Embeds texts into the rows of an array, chunk by chunk (`CHUNK`), through the cache when there is one,
+    in this process or on Ray; `embedded` is told the running count across every call."""
+
+    def __init__(
+        self,
+        embedder: EmbeddingModel,
+        cache: EmbeddingCache | None,
+        batch_size: int,
+        ray: RayEmbedding | None,
+        embedded: Callable[[int], None],
+    ) -> None:
+        self.embedder, self.cache, self.batch_size, self.ray = embedder, cache, batch_size, ray
+        self.embedded = embedded
+        self.namespace = embedder_namespace(embedder)
+        self.dim = embedder.identity.dim
+        self.prefix = embedder.identity.passage_prefix
+        self.count = 0
+
+    def __call__(self, texts: list[str], out: np.ndarray) -> None:
+        if self.ray is None:
+            self._here(texts, out)
+        else:
+            self._on_ray(self.ray, texts, out)
+
+    def _compute(self, batch: list[str]) -> np.ndarray:
+        return self.embedder.encode(batch, kind="passage", batch_size=self.batch_size)
+
+    def _cached(self, chunk: list[str], compute: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+        assert self.cache is not None
+        return self.cache.encode(chunk, self.namespace, self.dim, compute, prefix=self.prefix)
+
+    def _here(self, texts: list[str], out: np.ndarray) -> None:
+        for start, chunk in _chunks(texts):
+            out[start : start + len(chunk)] = (
+                self._compute(chunk) if self.cache is None else self._cached(chunk, self._compute)
+            )
+            self.count += len(chunk)
+            self.embedded(self.count)
+
+    def _on_ray(self, ray: RayEmbedding, texts: list[str], out: np.ndarray) -> None:
+        """One Ray job for every text the cache lacks (asked before dispatch; no vector is read), each vector
+        written to its text's first row as it arrives; then the cache fills the rest chunk by chunk, storing
+        the new vectors."""
+        before = self.count
+        cache = self.cache
+        sent = (
+            np.arange(len(texts))
+            if cache is None
+            else np.asarray(cache.uncached(texts, self.namespace, self.dim, prefix=self.prefix), np.int64)
+        )
+
+        def write(offset: int, vectors: np.ndarray) -> None:
+            out[sent[offset : offset + len(vectors)]] = vectors
+
+        ray.encode(
+            [texts[i] for i in sent], self.dim, self.batch_size, lambda n: self.embedded(before + n), write
+        )
+        if cache is not None:
+            for start, chunk in _chunks(texts):
+                rows = sent[np.searchsorted(sent, start) : np.searchsorted(sent, start + CHUNK)]
+                compute = functools.partial(self._rows_or_compute, out, rows, [texts[i] for i in rows])
+                out[start : start + len(chunk)] = self._cached(chunk, compute)
+        self.count += len(texts)
+        self.embedded(self.count)
+
+    def _rows_or_compute(
+        self, out: np.ndarray, rows: np.ndarray, sent: list[str], missing: list[str]
+    ) -> np.ndarray:
+        """What the cache lacks in a chunk: the rows Ray just wrote there. Unless a vector the lookup found
+        was evicted since (a cache smaller than the corpus): embedded here then. With a cache a build embeds
+        each text alone (`batch_invariant`'s default), so the bytes are the same either way."""
+        return out[rows] if missing == sent else self._compute(missing)
+
+
+def _chunks(texts: list[str]) -> Iterator[tuple[int, list[str]]]:
+    for start in range(0, len(texts), CHUNK):
+        yield start, texts[start : start + CHUNK]
+
+
+def _array_file(path: Path, rows: int, dim: int) -> np.memmap:
+    """A float32 [rows, dim] array backed by a new `.npy` file (what `np.save` writes, once filled)."""
+    return np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, dim))
 
 
 def _check_offsets(documents: list[Document], seg: Segmentation, sample: int = 2000) -> None:

@@ -185,6 +185,24 @@ class EmbeddingCache:
             out[i] = found[k]
         return out
 
+    def uncached(self, texts: list[str], namespace: str, dim: int, *, prefix: str = "") -> list[int]:
+        """Positions of the texts `encode` would compute now, each text's first (ascending). No vector is
+        read: a Ray build asks this before dispatch, and a rebuild's hits would otherwise all be in memory."""
+        keys = [self.key(namespace, prefix + t) for t in texts]
+        cached: set[bytes] = set()
+        for batch in _batches(sorted(set(keys))):
+            rows = self._con.execute(
+                f"SELECT key FROM vectors WHERE dim = ? AND key IN ({','.join('?' * len(batch))})",
+                [dim, *batch],
+            )
+            cached.update(k for (k,) in rows)
+        positions = []
+        for i, k in enumerate(keys):
+            if k not in cached:
+                cached.add(k)  # a repeat is embedded once
+                positions.append(i)
+        return positions
+
     def _lookup(self, keys: list[bytes], dim: int) -> dict[bytes, np.ndarray]:
         found: dict[bytes, np.ndarray] = {}
         for batch in _batches(sorted(set(keys))):

@@ -67,12 +67,21 @@ class RayEmbedding:
     nodes: set[str] = field(default_factory=set)
     busy_seconds: float = 0.0
 
-    def encode(self, texts: list[str], dim: int, batch_size: int, done: Callable[[int], None]) -> np.ndarray:
-        """float32 [len(texts), dim], in order; `done(n)` after each chunk with the texts embedded so far."""
+    def encode(
+        self,
+        texts: list[str],
+        dim: int,
+        batch_size: int,
+        done: Callable[[int], None],
+        write: Callable[[int, np.ndarray], None],
+    ) -> None:
+        """Embeds `texts`; `write(offset, vectors)` gets each chunk's float32 [n, dim] as it arrives (in any
+        order; `offset` is its first text's), so the driver never gathers them in memory; `done(n)` after
+        each chunk with the texts embedded so far."""
         import ray
 
         if not texts:
-            return np.empty((0, dim), np.float32)
+            return
         self._connect(ray)
         chunks = [texts[i : i + CHUNK] for i in range(0, len(texts), CHUNK)]
         items = [{"chunk": i, "texts": chunk} for i, chunk in enumerate(chunks)]
@@ -94,13 +103,11 @@ class RayEmbedding:
             compute=ray.data.ActorPoolStrategy(size=min(actors, len(items)), max_tasks_in_flight_per_actor=1),
             num_cpus=1,
         )
-        out = np.empty((len(texts), dim), np.float32)
         embedded = 0
         try:
             for row in dataset.iter_rows():
-                i = int(row["chunk"])
                 vectors = np.frombuffer(row["vectors"], dtype=np.float32).reshape(-1, dim)
-                out[i * CHUNK : i * CHUNK + len(vectors)] = vectors
+                write(int(row["chunk"]) * CHUNK, vectors)
                 self.nodes.add(str(row["node"]))
                 self.busy_seconds += float(row["seconds"])
                 embedded += len(vectors)
@@ -109,7 +116,6 @@ class RayEmbedding:
             raise DistributedBuildError(
                 f"embedding on Ray ({self.address}) failed: {type(exc).__name__}: {exc}"
             ) from exc
-        return out
 
     def _connect(self, ray: Any) -> None:
         if not ray.is_initialized():
