@@ -3,7 +3,7 @@
 from .documents import Document, LoadReport, corpus_id
 from .loaders import SUPPORTED_SUFFIXES, Limits, load_corpus
 from .segment import Span, split_sentences
-from .units import Segmentation, segment_corpus, unit_texts
+from .units import Segmentation, iter_unit_texts, segment_corpus, unit_texts
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
@@ -13,6 +13,7 @@ __all__ = [
     "Segmentation",
     "Span",
     "corpus_id",
+    "iter_unit_texts",
     "load_corpus",
     "segment_corpus",
     "split_sentences",

@@ -28,6 +28,7 @@ from ..corpus import (
     LoadReport,
     Segmentation,
     corpus_id,
+    iter_unit_texts,
     load_corpus,
     segment_corpus,
     unit_texts,
@@ -269,7 +270,7 @@ class Builder:
         report_progress("index", 1, 4)
         write_bm25(
             tmp / BM25_DIR,
-            unit_texts(documents, seg, with_title=False),
+            iter_unit_texts(documents, seg, with_title=False),
             [d.title for d in documents],
             config.stemmer,
             seg.unit_doc,

@@ -12,6 +12,7 @@ import json
 import re
 from array import array as typed_array
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -113,13 +114,12 @@ class _CountRows:
         self.indptr.append(len(self.indices))
 
     def matrix(self, rank: np.ndarray) -> sp.csr_matrix:
-        """The counts with each term's column its `rank` (its place in the sorted vocabulary)."""
+        """The counts with each term's column its `rank` (its place in the sorted vocabulary). Called once:
+        the first-seen column ids are dropped once renumbered."""
+        columns = rank[np.frombuffer(self.indices, dtype=np.int32)]
+        self.indices = typed_array("i")
         counts = sp.csr_matrix(
-            (
-                np.frombuffer(self.data, dtype=np.float32),
-                rank[np.frombuffer(self.indices, dtype=np.int32)],
-                np.frombuffer(self.indptr, dtype=np.int64),
-            ),
+            (np.frombuffer(self.data, dtype=np.float32), columns, np.frombuffer(self.indptr, dtype=np.int64)),
             shape=(len(self.indptr) - 1, len(rank)),
         )
         counts.sort_indices()
@@ -128,13 +128,13 @@ class _CountRows:
 
 def write_bm25(
     out_dir: Path,
-    unit_texts: list[str],
+    unit_texts: Iterable[str],
     doc_titles: list[str],
     stemmer: str,
     unit_doc: np.ndarray | None = None,
 ) -> None:
-    """Term-major postings of the body (units) and the titles (documents), lengths, document frequencies and
-    the vocabulary. `unit_doc`: each unit's document row (default: one unit per document)."""
+    """Term-major postings of the body (units, read once) and the titles (documents), lengths, document
+    frequencies and the vocabulary. `unit_doc`: each unit's document row (default: one unit per document)."""
     tokenize = Tokenizer(stemmer)
     ids: dict[str, int] = {}
     body, titles = _CountRows(ids), _CountRows(ids)
@@ -145,16 +145,15 @@ def write_bm25(
     terms = sorted(ids)
     rank = np.empty(len(terms), dtype=np.int32)
     rank[[ids[term] for term in terms]] = np.arange(len(terms), dtype=np.int32)
-    unit_doc = np.arange(len(unit_texts)) if unit_doc is None else unit_doc
+    n_units = len(body.indptr) - 1
+    unit_doc = np.arange(n_units) if unit_doc is None else unit_doc
     postings = _Postings.from_counts(body.matrix(rank), titles.matrix(rank), unit_doc)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in _Postings.FILES:
         np.save(out_dir / f"{name}.npy", getattr(postings, name))
     (out_dir / "vocab.json").write_text(json.dumps(terms, ensure_ascii=False), encoding="utf-8")
     (out_dir / "params.json").write_text(
-        json.dumps(
-            {"stemmer": stemmer, "n_units": len(unit_texts), "n_docs": len(doc_titles)}, sort_keys=True
-        )
+        json.dumps({"stemmer": stemmer, "n_units": n_units, "n_docs": len(doc_titles)}, sort_keys=True)
     )
 
 
