@@ -107,7 +107,7 @@ bench-image: $(BIN)/.installed  ## image size and cold start with production-siz
 bench-ray: $(BIN)/.installed $(MODELS_DIR)/.fetched  ## rag build on a 2-node Ray cluster (loopback, its own network namespace) against one process: SciFact, time, per-actor throughput, same bytes (~25 min; BENCH_ARGS="--cache --docs 1000": cached builds, ~6 min)
 	RAG_SHARED_DATA=$(SHARED_DATA) unshare --net -- sh -c 'ip link set lo up && exec $(BIN)/python benchmarks/bench_ray.py $(BENCH_ARGS)'
 
-bench-build-memory: $(BIN)/.installed  ## a build's head memory per stage, SciFact ×4 and ×20 (178k and 893k units), in one process and on a 2-node Ray cluster (its own network namespace) (BENCH_ARGS=--quick: ×1 and ×2)
+bench-build-memory: $(BIN)/.installed  ## a build's head memory per stage, SciFact ×4 and ×20 (178k and 893k units), in one process and on a 2-node Ray cluster (its own network namespace) (~14 min; BENCH_ARGS=--quick: ×1 and ×2)
 	RAG_SHARED_DATA=$(SHARED_DATA) unshare --net -- sh -c 'ip link set lo up && exec $(BIN)/python benchmarks/bench_build_memory.py --ray $(BENCH_ARGS)'
 
 bench-milvus: $(BIN)/.installed $(MODELS_DIR)/.fetched  ## the bundle backend against Milvus (milvus-lite's engine on loopback): SciFact nDCG@10, SQuAD-A top-1, rank p50, one run (~15 min)

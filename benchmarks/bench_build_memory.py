@@ -223,6 +223,7 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="copies 1,2: a dry run")
     parser.add_argument("--ray", action="store_true", help="also build on a 2-node loopback Ray cluster")
+    parser.add_argument("--from-json", type=Path, help="print a saved run's rows and projections again")
     parser.add_argument("--child", nargs=2, type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--ray-address", default="", help=argparse.SUPPRESS)
     parser.add_argument("--model", default="", help=argparse.SUPPRESS)
@@ -231,6 +232,12 @@ def main() -> None:
     if args.child:
         corpus, out = args.child
         print(json.dumps(child(corpus, out, args.index, args.ray_address, args.model)))
+        return
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        for name, key in (("local", "anon_peak_mib"), ("ray", "head_pod_peak_mib")):
+            if name in saved:
+                _series(saved[name]["rows"], key)
         return
     info = machine()
     echo(f"CPU: {info['cpu']} · avx2 {info['flags']['avx2']} · avx512_vnni {info['flags']['avx512_vnni']}")
@@ -256,7 +263,7 @@ def main() -> None:
 
 
 def _series(rows: list[dict[str, Any]], peak_key: str) -> dict[str, Any]:
-    """Prints each row and the slope of `peak_key` between the smallest and the largest corpus."""
+    """Prints each row, and what the smallest and the largest corpus project (`_projection`)."""
     for row in rows:
         where = "on Ray, the head pod" if row["on_ray"] else "in one process"
         peak, vectors = row[peak_key], row["vectors_mib"]
@@ -270,17 +277,51 @@ def _series(rows: list[dict[str, Any]], peak_key: str) -> dict[str, Any]:
                 f"{stage['anon_mib']:6,} MiB, file-backed {stage['file_mib']:6,} MiB"
             )
     series: dict[str, Any] = {"rows": rows}
-    small, large = rows[0], rows[-1]
-    if large["units"] > small["units"]:
-        per_unit = (large[peak_key] - small[peak_key]) / (large["units"] - small["units"])
-        fixed = small[peak_key] - per_unit * small["units"]
-        fits = (HEAD_LIMIT_MIB - fixed) / per_unit
-        series.update(bytes_per_unit=per_unit * 2**20, fixed_mib=fixed, units_in_head_limit=fits)
+    if rows[-1]["units"] > rows[0]["units"]:
+        series.update(_projection(rows[0], rows[-1], peak_key))
+        steepest = max(series["bytes_per_unit"].items(), key=lambda item: item[1])
+        ray = f", and {series['ray_bytes_per_unit']:,.0f} for Ray's processes" if rows[0]["on_ray"] else ""
+        fits = series["units_in_head_limit"] / 1e6
         echo(
-            f"\nslope: {per_unit * 2**20:,.0f} bytes per unit (+{fixed:,.0f} MiB fixed); "
-            f"a head limited to {HEAD_LIMIT_MIB:,} MiB holds ~{fits / 1e6:.1f}M units"
+            f"\nper unit, the steepest stage: {steepest[0]} ({steepest[1]:,.0f} bytes per unit{ray}); "
+            f"projected peak at 10M units {series['peak_at_10m_mib'] / 1024:,.1f} GiB; "
+            f"a head limited to {HEAD_LIMIT_MIB:,} MiB holds ~{fits:.1f}M units"
         )
     return series
+
+
+def _projection(small: dict[str, Any], large: dict[str, Any], peak_key: str) -> dict[str, Any]:
+    """Each stage's memory as a line through the two sizes, so the projection follows the stage that grows
+    fastest, not the one that peaks at these sizes (ivf-pq's training sample is a fixed cost that peaks the
+    small corpus). On Ray, the head node's processes (pod peak less the build process' peak) are a line
+    too."""
+    units = large["units"] - small["units"]
+
+    def line(at_small: float, at_large: float) -> tuple[float, float]:
+        slope = (at_large - at_small) / units
+        return slope, at_small - slope * small["units"]
+
+    stages = {
+        a["stage"]: line(a["anon_mib"], b["anon_mib"])
+        for a, b in zip(small["stages"], large["stages"], strict=True)
+    }
+    ray = (0.0, 0.0)
+    if small["on_ray"]:
+        ray = line(small[peak_key] - small["anon_peak_mib"], large[peak_key] - large["anon_peak_mib"])
+
+    def peak_at(n: float) -> float:
+        return max(fixed + slope * n for slope, fixed in stages.values()) + ray[1] + ray[0] * n
+
+    low, high = 0.0, 1e9  # the peak grows with n: bisect for the limit
+    for _ in range(60):
+        middle = (low + high) / 2
+        low, high = (middle, high) if peak_at(middle) <= HEAD_LIMIT_MIB else (low, middle)
+    return {
+        "bytes_per_unit": {name: slope * 2**20 for name, (slope, _) in stages.items()},
+        "ray_bytes_per_unit": ray[0] * 2**20,
+        "peak_at_10m_mib": peak_at(10e6),
+        "units_in_head_limit": low,
+    }
 
 
 def _projected_model(folder: Path) -> Path:
