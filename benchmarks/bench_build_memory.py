@@ -33,17 +33,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from bench_http import SHARED_DATA, WORK
 from bench_models import machine
 from rag_testkit.ray import LoopbackCluster
+from rag_testkit.stand_ins import RandomEmbedder
 from rag_testkit.tiny_models import make_tiny_e5
 
 from rag.config import BuildConfig, Settings
 from rag.index import Builder
 from rag.index.ray_embedding import RayEmbedding
 from rag.models import load_embedder
-from rag.models.base import ModelIdentity
 
 DIM = 384  # bge-small-en's width, the shipped embedder
 HEAD_LIMIT_MIB = 4096  # helm/rag-index-build's ray.head.resources
@@ -51,18 +50,6 @@ HEAD_LIMIT_MIB = 4096  # helm/rag-index-build's ray.head.resources
 
 def echo(message: str) -> None:
     print(message, flush=True)
-
-
-class _AtOnce:
-    """The head's embedder on Ray is the workers: random unit vectors of the real width, at no cost."""
-
-    identity = ModelIdentity("stand-in", "0" * 64, DIM, "", "", 512)
-
-    def encode(
-        self, texts: list[str], *, kind: str, batch_size: int = 64, progress: bool = False
-    ) -> np.ndarray:
-        vectors = np.random.default_rng(len(texts)).standard_normal((len(texts), DIM), dtype=np.float32)
-        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
 class _Memory:
@@ -115,7 +102,7 @@ def child(corpus: Path, out: Path, index: str, ray_address: str, model: str) -> 
         ray = RayEmbedding(ray_address, settings, actors=2)
         builder = Builder(load_embedder(settings), BuildConfig(dense_index=index), ray=ray)
     else:
-        builder = Builder(_AtOnce(), BuildConfig(dense_index=index))
+        builder = Builder(RandomEmbedder(DIM), BuildConfig(dense_index=index))
     started = last = time.perf_counter()
     stages: list[dict[str, Any]] = []
     ends = dict(_ENDS)

@@ -5,15 +5,14 @@ from __future__ import annotations
 import tracemalloc
 from pathlib import Path
 
-import numpy as np
 import pytest
 from rag_testkit.samples import sentences_corpus, write_corpus
+from rag_testkit.stand_ins import RandomEmbedder
 
 from rag.config import BuildConfig, Settings
 from rag.corpus import load_corpus
 from rag.errors import CorpusError, ModelError
 from rag.index import Builder, read_manifest
-from rag.models.base import ModelIdentity
 
 
 def test_the_corpus_is_read_and_checked_before_a_model_is_loaded(tmp_path: Path) -> None:
@@ -39,24 +38,12 @@ def test_from_settings_builds_through_the_configured_embedding_cache(
     assert read_manifest(tmp_path / "warm").files == read_manifest(tmp_path / "cold").files
 
 
-class _WideEmbedder:
-    """Stands for any embedder, at a width that makes the vectors the build's largest allocation."""
-
-    identity = ModelIdentity("wide", "0" * 64, 2048, "", "", 512)
-
-    def encode(
-        self, texts: list[str], *, kind: str, batch_size: int = 64, progress: bool = False
-    ) -> np.ndarray:
-        vectors = np.random.default_rng(len(texts)).standard_normal((len(texts), 2048), dtype=np.float32)
-        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-
-
 @pytest.mark.parametrize("unit", ["sentence", "passage"])
 def test_the_vectors_are_written_as_they_arrive_not_gathered_in_memory(tmp_path: Path, unit: str) -> None:
     """At 10M units the vectors are 15 GB: a build's head held them all, twice while concatenating. Now each
     chunk goes to a file in the staging folder, so what the build allocates (numpy's arrays are traced) stays
     far below their size. The bundle holds no scratch file."""
-    builder = Builder(_WideEmbedder(), BuildConfig(unit=unit))
+    builder = Builder(RandomEmbedder(2048), BuildConfig(unit=unit))  # the vectors dominate
     documents, _ = load_corpus(sentences_corpus(tmp_path / "corpus", docs=300))
     tracemalloc.start()
     try:

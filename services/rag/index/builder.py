@@ -13,7 +13,7 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
@@ -51,7 +51,7 @@ from .manifest import (
     manifest_json,
 )
 from .progress import BuildProgress, TqdmProgress
-from .ray_embedding import CHUNK, RayEmbedding
+from .ray_embedding import CHUNK, RayEmbedding, chunks
 from .store import write_store
 
 __all__ = ["BuildResult", "Builder"]
@@ -334,7 +334,7 @@ class _Embedding:
         return self.cache.encode(chunk, self.namespace, self.dim, compute, prefix=self.prefix)
 
     def _here(self, texts: list[str], out: np.ndarray) -> None:
-        for start, chunk in _chunks(texts):
+        for start, chunk in chunks(texts):
             out[start : start + len(chunk)] = (
                 self._compute(chunk) if self.cache is None else self._cached(chunk, self._compute)
             )
@@ -356,11 +356,10 @@ class _Embedding:
         def write(offset: int, vectors: np.ndarray) -> None:
             out[sent[offset : offset + len(vectors)]] = vectors
 
-        ray.encode(
-            [texts[i] for i in sent], self.dim, self.batch_size, lambda n: self.embedded(before + n), write
-        )
+        to_send = texts if cache is None else [texts[i] for i in sent]
+        ray.encode(to_send, self.dim, self.batch_size, lambda n: self.embedded(before + n), write)
         if cache is not None:
-            for start, chunk in _chunks(texts):
+            for start, chunk in chunks(texts):
                 rows = sent[np.searchsorted(sent, start) : np.searchsorted(sent, start + CHUNK)]
                 compute = functools.partial(self._rows_or_compute, out, rows, [texts[i] for i in rows])
                 out[start : start + len(chunk)] = self._cached(chunk, compute)
@@ -374,11 +373,6 @@ class _Embedding:
         was evicted since (a cache smaller than the corpus): embedded here then. With a cache a build embeds
         each text alone (`batch_invariant`'s default), so the bytes are the same either way."""
         return out[rows] if missing == sent else self._compute(missing)
-
-
-def _chunks(texts: list[str]) -> Iterator[tuple[int, list[str]]]:
-    for start in range(0, len(texts), CHUNK):
-        yield start, texts[start : start + CHUNK]
 
 
 def _array_file(path: Path, rows: int, dim: int) -> np.memmap:

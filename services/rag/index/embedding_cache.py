@@ -189,13 +189,7 @@ class EmbeddingCache:
         """Positions of the texts `encode` would compute now, each text's first (ascending). No vector is
         read: a Ray build asks this before dispatch, and a rebuild's hits would otherwise all be in memory."""
         keys = [self.key(namespace, prefix + t) for t in texts]
-        cached: set[bytes] = set()
-        for batch in _batches(sorted(set(keys))):
-            rows = self._con.execute(
-                f"SELECT key FROM vectors WHERE dim = ? AND key IN ({','.join('?' * len(batch))})",
-                [dim, *batch],
-            )
-            cached.update(k for (k,) in rows)
+        cached: set[bytes] = {key for (key,) in self._stored(keys, dim, "key")}
         positions = []
         for i, k in enumerate(keys):
             if k not in cached:
@@ -204,14 +198,15 @@ class EmbeddingCache:
         return positions
 
     def _lookup(self, keys: list[bytes], dim: int) -> dict[bytes, np.ndarray]:
-        found: dict[bytes, np.ndarray] = {}
+        return {k: np.frombuffer(v, dtype=np.float32) for k, v in self._stored(keys, dim, "key, vector")}
+
+    def _stored(self, keys: list[bytes], dim: int, columns: str) -> Iterator[tuple[Any, ...]]:
+        """`columns` of the stored rows among `keys`, queried in batches under SQLite's variable limit."""
         for batch in _batches(sorted(set(keys))):
-            rows = self._con.execute(
-                f"SELECT key, vector FROM vectors WHERE dim = ? AND key IN ({','.join('?' * len(batch))})",
+            yield from self._con.execute(
+                f"SELECT {columns} FROM vectors WHERE dim = ? AND key IN ({','.join('?' * len(batch))})",
                 [dim, *batch],
             ).fetchall()
-            found.update((k, np.frombuffer(v, dtype=np.float32)) for k, v in rows)
-        return found
 
     def _record(
         self,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,9 +20,15 @@ import numpy as np
 from ..config import ModelSettings, Settings
 from ..errors import DistributedBuildError
 
-__all__ = ["CHUNK", "RayEmbedding"]
+__all__ = ["CHUNK", "RayEmbedding", "chunks"]
 
 CHUNK = 512  # texts per embedder call, locally and on Ray: the unit whose batches must not change
+
+
+def chunks(texts: list[str]) -> Iterator[tuple[int, list[str]]]:
+    """(offset, texts) of each `CHUNK`: how the local build and Ray cut the same texts."""
+    for start in range(0, len(texts), CHUNK):
+        yield start, texts[start : start + CHUNK]
 
 
 class _ChunkEmbedder:
@@ -83,8 +89,7 @@ class RayEmbedding:
         if not texts:
             return
         self._connect(ray)
-        chunks = [texts[i : i + CHUNK] for i in range(0, len(texts), CHUNK)]
-        items = [{"chunk": i, "texts": chunk} for i, chunk in enumerate(chunks)]
+        items = [{"chunk": i, "texts": chunk} for i, (_, chunk) in enumerate(chunks(texts))]
         actors = self.actors or max(1, int(ray.cluster_resources().get("CPU", 2)) - 1)
         dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
             _ChunkEmbedder,
