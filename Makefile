@@ -20,7 +20,7 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 COMMA := ,
-.PHONY: install install-artifacts models eval-rerank eval-rerank-mix eval-confidence run ask test test-fast k8s image image-test lint typecheck eval bench bench-models bench-image constraints clean
+.PHONY: install install-artifacts models eval-rerank eval-rerank-mix eval-confidence eval-languages run ask test test-fast k8s image image-test lint typecheck eval bench bench-models bench-image constraints clean
 
 $(BIN)/.installed: pyproject.toml testing/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -83,6 +83,9 @@ image-test: $(BIN)/.installed $(MODELS_DIR)/.fetched  ## build the image from a 
 
 eval: $(BIN)/.installed models  ## SciFact + SQuAD evaluation (about an hour cold with VNNI; minutes with the embedding cache; EVAL_ARGS="--suites squad": one suite)
 	$(BIN)/python benchmarks/eval_suites.py $(EVAL_DIR) --data $(SHARED_DATA) $(EVAL_ARGS)
+
+eval-languages: models  ## Debian's FAQ in six languages and scripts (Debian's packages): what each stage finds, and /answer (~5 min)
+	RAG_MODELS_DIR=$(MODELS_DIR) $(BIN)/python benchmarks/eval_languages.py $(EVAL_ARGS)
 
 eval-rerank: models  ## SciFact: rerank depth, length and score combination with the real int8 models (~20 min)
 	RAG_SHARED_DATA=$(SHARED_DATA) RAG_MODELS_DIR=$(MODELS_DIR) $(BIN)/python benchmarks/eval_rerank.py $(EVAL_ARGS)

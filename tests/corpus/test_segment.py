@@ -95,3 +95,55 @@ def test_scifact_build_offsets_are_exact_for_every_sentence() -> None:
         total += len(gold[doc.id])
         agree += sum(s in ours for s in gold[doc.id])
     assert agree / total > 0.94
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (  # Cyrillic capitals start sentences; an abbreviation before a lower-case word does not end one
+            "Это пакет [65]. Это различие важно, т. е. так и есть. Конец.",
+            ["Это пакет [65].", "Это различие важно, т. е. так и есть.", "Конец."],
+        ),
+        (  # capitals beyond Latin-1 (Polish Ś, Serbian Đ), Greek, Spanish ¿ and French « open sentences
+            "Zdanie pierwsze. Świat jest duży. Đuka was there. Ένα. ¿Qué es? «Bien» dit-il.",
+            ["Zdanie pierwsze.", "Świat jest duży.", "Đuka was there.", "Ένα.", "¿Qué es?", "«Bien» dit-il."],
+        ),
+        (  # Chinese: full-width stops need no space; a stop inside brackets does not end the sentence
+            "本文档提供了常见问题（以及解答！）。如果可能，会提供链接。您会发现。",
+            ["本文档提供了常见问题（以及解答！）。", "如果可能，会提供链接。", "您会发现。"],
+        ),
+        (  # Japanese: a full stop inside a quotation stays in its sentence
+            "「こんにちは。」と彼は言った。次の文です。",
+            ["「こんにちは。」と彼は言った。", "次の文です。"],
+        ),
+        (  # scripts without case, after their own stops or Latin ones
+            "한국어 문장입니다. 두 번째 문장입니다. यह पहला वाक्य है। यह दूसरा है। هل هذا سؤال؟ نعم هو.",
+            [
+                "한국어 문장입니다.",
+                "두 번째 문장입니다.",
+                "यह पहला वाक्य है।",
+                "यह दूसरा है।",
+                "هل هذا سؤال؟",
+                "نعم هو.",
+            ],
+        ),
+    ],
+    ids=["cyrillic", "latin-extended-greek-spanish-french", "chinese", "japanese", "korean-hindi-arabic"],
+)
+def test_sentences_end_in_scripts_beyond_latin(text: str, expected: list[str]) -> None:
+    assert sentences(text) == expected
+
+
+def test_scripts_beyond_latin_change_nothing_in_english_text() -> None:
+    """SQuAD part A's contexts split as they did before other scripts were known, but for one sentence that
+    starts with a Latin capital beyond Latin-1 (the old pattern knew À-Þ only)."""
+    squad = json.loads((SHARED_DATA / "squad-v1.1" / "dev-v1.1.part-a.json").read_text(encoding="utf-8"))
+    contexts = [p["context"] for article in squad["data"] for p in article["paragraphs"]]
+    old_start = re.compile(r"\s+[\"'“‘(\[]?[A-Z0-9À-ÖØ-Þ]")
+    newly_split = [
+        text[s.start : s.end]
+        for text in contexts
+        for s in split_sentences(text)
+        if s.start > 0 and not old_start.match(text, s.start - 1) and text[s.start - 2] in ".!?"
+    ]
+    assert newly_split == ["Đuka had never received a formal education."]

@@ -63,6 +63,47 @@ def test_tokenizer_stems_and_drops_stopwords() -> None:
     assert Tokenizer("none")("The cats") == ["cats"]
 
 
+def test_chinese_japanese_and_korean_are_read_in_character_pairs() -> None:
+    tokenize = Tokenizer("english")
+    assert tokenize("本文档提供了 Debian 的问题。The cats") == [
+        *["本文", "文档", "档提", "提供", "供了"],
+        "debian",
+        "的问",
+        "问题",
+        "cat",
+    ]
+    assert tokenize("この文書") == ["この", "の文", "文書"]
+    assert tokenize("문장입니다 書") == ["문장", "장입", "입니", "니다", "書"]
+    assert Tokenizer("english", cjk_bigrams=False)("本文档提供了 Debian") == ["本文档提供了", "debian"]
+
+
+def test_a_chinese_query_finds_its_sentence_by_some_of_its_words(tmp_path: Path) -> None:
+    texts = ["Debian 是一个自由的操作系统。", "软件包由维护者上传到归档。", "内核是系统的核心部分。"]
+    index = build(tmp_path, texts, [""] * 3, Bm25Params())
+    scores = index.scores("谁上传软件包？")
+    assert int(np.argmax(scores)) == 1 and scores[0] == scores[2] == 0
+
+
+def test_a_bundle_built_before_pairs_keeps_reading_runs_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Such a bundle's vocabulary holds whole runs, and its params.json says nothing of pairs: its queries are
+    read as it was built, or they would match none of its Chinese."""
+    import rag.index.lexical as lexical
+
+    texts = ["软件包 上传", "内核 部分"]
+    write_bm25(tmp_path / "new", texts, ["", ""], "english")
+    assert json.loads((tmp_path / "new" / "params.json").read_text())["cjk"] == "bigrams"
+    with monkeypatch.context() as m:  # as the code before pairs wrote it
+        m.setattr(lexical, "Tokenizer", lambda stemmer, cjk_bigrams: Tokenizer(stemmer, cjk_bigrams=False))
+        write_bm25(tmp_path / "old", texts, ["", ""], "english")
+    params = json.loads((tmp_path / "old" / "params.json").read_text())
+    (tmp_path / "old" / "params.json").write_text(json.dumps({k: params[k] for k in params if k != "cjk"}))
+    old = Bm25Index(tmp_path / "old", np.arange(2, dtype=np.int32), Bm25Params())
+    assert old.tokenizer.cjk_bigrams is False
+    assert old.scores("软件包")[0] > 0 and old.scores("软件包")[1] == 0
+
+
 def test_files_hold_no_pickle(tmp_path: Path) -> None:
     write_bm25(tmp_path, TEXTS, [""] * 5, "english")
     for npy in tmp_path.glob("*.npy"):

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..config import BuildConfig
 from .documents import PROSE, Document
+from .scripts import count_words
 from .segment import Span, split_sentences
 
 __all__ = [
@@ -110,7 +111,7 @@ def segment_corpus(
         elif config.unit == "document":
             windows = [(0, len(spans))] if spans else []
         else:
-            counts = [len(doc.text[s.start : s.end].split()) for s in spans]
+            counts = [count_words(doc.text[s.start : s.end]) for s in spans]
             windows = _passages(counts, config.passage_tokens)
         for first, last in windows:
             unit_doc.append(d)
@@ -134,7 +135,7 @@ def segment_corpus(
 def join_title(title: str, body: str) -> str:
     if not title:
         return body
-    return f"{title} {body}" if title[-1] in ".!?:" else f"{title}. {body}"
+    return f"{title} {body}" if title[-1] in ".!?:。！？：" else f"{title}. {body}"
 
 
 def unit_texts(documents: list[Document], seg: Segmentation, with_title: bool) -> list[str]:

@@ -21,6 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..config import Bm25Params
+from ..corpus.scripts import BIGRAM_CHARS
 from ..errors import BundleCorrupt
 from .mapped import map_npy, release
 from .validate import check_csr
@@ -66,13 +67,26 @@ STOPWORDS_EN = frozenset(
     ]
 )
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
+_BIGRAM_RUN = re.compile(f"[{BIGRAM_CHARS}]+")
+# Runs of the scripts read in pairs, and words of two or more other word characters.
+_RUN_OR_WORD = re.compile(rf"[{BIGRAM_CHARS}]+|[^\W{BIGRAM_CHARS}]{{2,}}")
+
+
+def _bigrams(run: str) -> list[str]:
+    return [run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)]
 
 
 class Tokenizer:
-    """Lowercase, scikit-learn token pattern, stop words, Snowball stemming (as bm25s does)."""
+    """Lowercase, scikit-learn token pattern, stop words, Snowball stemming (as bm25s does).
 
-    def __init__(self, stemmer: str = "english") -> None:
+    `cjk_bigrams`: Chinese, Japanese and Korean are read as overlapping character pairs ("文档提供" → 文档,
+    档提, 提供), as Lucene's CJK analyzer does; without it a run of them is one token, which no query matches
+    unless it repeats the run whole. Bundles record which way they were built (BM25 `params.json`), so one
+    built before the pairs keeps its own tokens."""
+
+    def __init__(self, stemmer: str = "english", *, cjk_bigrams: bool = True) -> None:
         self.stemmer_name = stemmer
+        self.cjk_bigrams = cjk_bigrams
         if stemmer == "none":
             self._stem = None
         else:
@@ -81,8 +95,16 @@ class Tokenizer:
             self._stem = Stemmer.Stemmer(stemmer)
         self._cache: dict[str, str] = {}
 
+    def _words(self, text: str) -> list[str]:
+        if not (self.cjk_bigrams and _BIGRAM_RUN.search(text)):
+            return _TOKEN.findall(text)
+        words: list[str] = []
+        for token in _RUN_OR_WORD.findall(text):
+            words += _bigrams(token) if _BIGRAM_RUN.match(token) else [token]
+        return words
+
     def __call__(self, text: str) -> list[str]:
-        words = [w for w in _TOKEN.findall(text.lower()) if w not in STOPWORDS_EN]
+        words = [w for w in self._words(text.lower()) if w not in STOPWORDS_EN]
         if self._stem is None:
             return words
         cache = self._cache
@@ -135,7 +157,7 @@ def write_bm25(
 ) -> None:
     """Term-major postings of the body (units, read once) and the titles (documents), lengths, document
     frequencies and the vocabulary. `unit_doc`: each unit's document row (default: one unit per document)."""
-    tokenize = Tokenizer(stemmer)
+    tokenize = Tokenizer(stemmer, cjk_bigrams=True)
     ids: dict[str, int] = {}
     body, titles = _CountRows(ids), _CountRows(ids)
     for text in unit_texts:
@@ -153,7 +175,10 @@ def write_bm25(
         np.save(out_dir / f"{name}.npy", getattr(postings, name))
     (out_dir / "vocab.json").write_text(json.dumps(terms, ensure_ascii=False), encoding="utf-8")
     (out_dir / "params.json").write_text(
-        json.dumps({"stemmer": stemmer, "n_units": n_units, "n_docs": len(doc_titles)}, sort_keys=True)
+        json.dumps(
+            {"stemmer": stemmer, "cjk": "bigrams", "n_units": n_units, "n_docs": len(doc_titles)},
+            sort_keys=True,
+        )
     )
 
 
@@ -266,7 +291,8 @@ class Bm25Index:
         if len(unit_doc) and (np.any(np.diff(unit_doc) < 0) or int(unit_doc.max()) >= meta["n_docs"]):
             raise BundleCorrupt(f"{folder.name}: units are not grouped by document in order")
         self.vocab = {term: i for i, term in enumerate(terms)}
-        self.tokenizer = Tokenizer(meta["stemmer"])
+        # A bundle from before CJK pairs has no "cjk" and was built with runs whole: its queries must be too.
+        self.tokenizer = Tokenizer(meta["stemmer"], cjk_bigrams=meta.get("cjk") == "bigrams")
         self.params = params
         self.n_units = len(unit_doc)
         self._postings = _Postings.read(folder, unit_doc, len(terms), meta["n_docs"])

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..documents import Block, BlockKind, Document, LoadReport
+from ..scripts import joins_without_space
 
 __all__ = ["Limits", "Loader", "TextLayout", "Unreadable", "decode_text", "over_limit"]
 
@@ -119,7 +120,7 @@ class TextLayout:
         text = text.strip()
         if not self.blocks or not text:
             return self.add(text, "paragraph")
-        self._append(" ")
+        self._append("" if joins_without_space(self.parts[-1], text) else " ")
         self._begin()
         self._append(text)
         last = self.blocks[-1]

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..documents import PROSE, Document, LoadReport
+from ..scripts import count_words
 from .base import Limits, Unreadable, decode_text
 from .markdown import markdown_layout
 
@@ -57,6 +58,6 @@ def load_html(path: Path, source: str, report: LoadReport, limits: Limits) -> It
     metadata = trafilatura.extract_metadata(page)
     title = (metadata.title if metadata is not None else None) or heading or path.stem
     doc = layout.document(source, title, {"source": source})
-    if not any(b.kind in PROSE and len(doc.text[b.start : b.end].split()) >= _MIN_WORDS for b in doc.blocks):
+    if not any(b.kind in PROSE and count_words(doc.text[b.start : b.end]) >= _MIN_WORDS for b in doc.blocks):
         raise Unreadable("no main content found (navigation or boilerplate only)")
     yield doc

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..documents import Document, LoadReport
+from ..scripts import count_words
 from .base import Limits, TextLayout, decode_text
 
 __all__ = ["load_markdown", "markdown_layout"]
@@ -23,7 +24,7 @@ _LABEL_LEVEL = 7  # below every Markdown heading level: a label belongs to the s
 def _is_label(text: str) -> bool:
     """A short line ending in a colon, standing as its own paragraph."""
     text = text.strip()
-    return text.endswith(":") and "\n" not in text and len(text.split()) <= 12
+    return text.endswith((":", "：")) and "\n" not in text and count_words(text) <= 12
 
 
 def _parser() -> Any:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..documents import BlockKind, Document, LoadReport
+from ..scripts import count_words, joins_without_space
 from .base import Limits, TextLayout, Unreadable, over_limit
 
 __all__ = ["load_pdf"]
@@ -28,7 +29,7 @@ _PAGE_NUMBER = re.compile(r"^(page\s*)?[0-9ivxlc]+(\s*(of|/)\s*[0-9]+)?$", re.IG
 # word is broken (or ends in a hyphen) runs straight on into the next in its text.
 _LINE_END = re.compile(r"(.*?(?:[\ufffe\x02]|(?=\r\n)|$))(\r\n)?", re.DOTALL)
 _NO_TITLE = frozenset(("(anonymous)", "untitled", "untitled document"))  # what PDF writers put by default
-_ENDS_SENTENCE = re.compile(r"[.!?…:;][\"'”’)\]]*$")
+_ENDS_SENTENCE = re.compile(r"[.!?…:;。！？：；][\"'”’)\]」』）]*$")
 
 
 @dataclass(frozen=True)
@@ -144,17 +145,19 @@ def _blocks(lines: list[_Line]) -> Iterator[tuple[str, BlockKind]]:
 def _block(group: list[_Line]) -> tuple[str, BlockKind]:
     """A short line standing alone without final punctuation is a heading."""
     text = _joined(group)
-    lone = len(group) == 1 and len(text.split()) <= 12 and not _ENDS_SENTENCE.search(text)
+    lone = len(group) == 1 and count_words(text) <= 12 and not _ENDS_SENTENCE.search(text)
     return text, "heading" if lone else "paragraph"
 
 
 def _joined(group: list[_Line]) -> str:
     """The lines of a paragraph as one text. A line ending in a hyphen after a letter runs on into a next line
     that starts in lower case with no space: "high-" + "and" or "exam-" + "ple". Which hyphen was typed and
-    which only breaks the word is not in the PDF; keeping it loses no letter either way."""
+    which only breaks the word is not in the PDF; keeping it loses no letter either way. Chinese and Japanese
+    lines run on without a space: one there would split a word ("上游版 本")."""
     text = group[0].text
     for line in group[1:]:
-        joined = re.search(r"[A-Za-z]-$", text) and line.text[:1].islower()
+        hyphenated = re.search(r"[A-Za-z]-$", text) and line.text[:1].islower()
+        joined = hyphenated or joins_without_space(text, line.text)
         text = f"{text}{line.text}" if joined else f"{text} {line.text}"
     return text
 
