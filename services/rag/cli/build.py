@@ -23,6 +23,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     for warning in report.summary():
         print(f"warning: {warning}", file=sys.stderr)
     result = builder.build(documents, args.out, report=report, overwrite=args.force, progress=not args.quiet)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     config = builder.config
     counts = result.manifest.counts
     size = sum(f.bytes for f in result.manifest.files.values())

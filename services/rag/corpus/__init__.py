@@ -3,7 +3,7 @@
 from .documents import Document, LoadReport, corpus_id
 from .loaders import SUPPORTED_SUFFIXES, Limits, load_corpus
 from .segment import Span, split_sentences
-from .units import Segmentation, iter_unit_texts, segment_corpus, unit_texts
+from .units import Segmentation, iter_unit_texts, segment_corpus, unit_body, unit_texts
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
@@ -17,5 +17,6 @@ __all__ = [
     "load_corpus",
     "segment_corpus",
     "split_sentences",
+    "unit_body",
     "unit_texts",
 ]

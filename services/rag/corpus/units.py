@@ -18,6 +18,7 @@ __all__ = [
     "iter_unit_texts",
     "join_title",
     "segment_corpus",
+    "unit_body",
     "unit_texts",
 ]
 
@@ -145,7 +146,12 @@ def unit_texts(documents: list[Document], seg: Segmentation, with_title: bool) -
 
 def iter_unit_texts(documents: list[Document], seg: Segmentation, with_title: bool) -> Iterator[str]:
     """`unit_texts` one at a time: BM25 reads each once, and at 1M units the list is ~0.2 GB."""
-    for doc_row, first, last in zip(seg.unit_doc, seg.unit_first, seg.unit_last, strict=True):
-        doc = documents[doc_row]
-        body = doc.text[seg.sent_start[first] : seg.sent_end[last - 1]]
-        yield join_title(doc.title, body) if with_title else body
+    for row in range(seg.n_units):
+        body = unit_body(documents, seg, row)
+        yield join_title(documents[seg.unit_doc[row]].title, body) if with_title else body
+
+
+def unit_body(documents: list[Document], seg: Segmentation, row: int) -> str:
+    """Unit `row`'s text as its document has it (from its first sentence's start to its last's end)."""
+    text = documents[seg.unit_doc[row]].text
+    return text[seg.sent_start[seg.unit_first[row]] : seg.sent_end[seg.unit_last[row] - 1]]

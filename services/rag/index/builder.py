@@ -31,11 +31,13 @@ from ..corpus import (
     iter_unit_texts,
     load_corpus,
     segment_corpus,
+    unit_body,
     unit_texts,
 )
 from ..errors import BundleError, CorpusError
 from ..files import sha256_file, staged_dir, write_json_atomic
 from ..models import EmbeddingModel
+from ..models.vocabulary import UNREAD_WARNING_SHARE
 from .dense import write_dense
 from .embedding_cache import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, EmbeddingCache, embedder_namespace
 from .lexical import write_bm25
@@ -60,6 +62,7 @@ log = logging.getLogger(__name__)
 
 # The unit vectors while the index is built from them, in the staging folder and removed before the manifest.
 _UNIT_VECTORS_SCRATCH = "unit_vectors.building.npy"
+_READING_SAMPLE = 1000  # units whose word pieces tell whether the embedder reads the corpus's language
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class BuildResult:
     embed_seconds: float
     embedded: int
     cache_hits: int
+    warnings: tuple[str, ...] = ()  # what the build found beyond the load's report (also added to it)
 
 
 @dataclass(frozen=True)
@@ -171,10 +175,13 @@ class Builder:
             raise BundleError(f"{out} already exists (use --force to replace it)")
         bars = TqdmProgress() if progress is True else None
         report_progress: BuildProgress = bars or (progress if callable(progress) else _no_progress)
+        report = report if report is not None else LoadReport()
+        warned = len(report.warnings)
         cache = self._open_cache()
         try:
             with staged_dir(out) as tmp:
                 seg = self._segment(documents, report_progress)
+                self._check_reading(documents, seg, report)
                 vectors = self._embed(tmp, documents, seg, cache, report_progress)
                 self._write_indexes(tmp, documents, seg, vectors, report_progress)
                 embed_seconds = vectors.seconds
@@ -195,6 +202,7 @@ class Builder:
             embed_seconds=embed_seconds,
             embedded=cache.misses if cache else seg.n_units,
             cache_hits=cache.hits if cache else 0,
+            warnings=tuple(report.warnings[warned:]),
         )
 
     # ---- stages ------------------------------------------------------------------------------------------
@@ -212,6 +220,23 @@ class Builder:
             raise CorpusError("the corpus has no sentences")
         _check_offsets(documents, seg)
         return seg
+
+    def _check_reading(self, documents: list[Document], seg: Segmentation, report: LoadReport) -> None:
+        """Warn when the embedder's vocabulary can only spell most of the corpus (`models/vocabulary.py`):
+        the build succeeds, and its answers would be confident about text the models do not read."""
+        measure = getattr(self.embedder, "unread_share", None)
+        if measure is None or seg.n_units == 0:
+            return
+        rows = np.linspace(0, seg.n_units - 1, min(seg.n_units, _READING_SAMPLE)).astype(np.int64)
+        texts = [unit_body(documents, seg, row) for row in np.unique(rows).tolist()]
+        share = float(measure(texts))
+        if share > UNREAD_WARNING_SHARE:
+            report.warnings.append(
+                f"the embedder {self.embedder.identity.name} spells {share:.0%} of this corpus's words letter "
+                f"by letter or does not know them ({len(texts)} units read): it was not trained on the "
+                "corpus's language, so its ranking, the reranker's and the answers' confidence mean little "
+                "here; build with models for that language (README, 'Languages')"
+            )
 
     def _embed(
         self,

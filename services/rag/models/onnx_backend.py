@@ -27,6 +27,7 @@ from ..errors import ModelError
 from ..files import sha256_file, write_json_atomic
 from .base import ModelIdentity, encode_in_chunks
 from .ort_threads import configure_threads
+from .vocabulary import unread_share
 
 __all__ = [
     "MANIFEST_FILE",
@@ -442,6 +443,12 @@ class OnnxEmbedder(_OnnxTextModel):
         return encode_in_chunks(
             texts, prefix, self.identity.dim, lambda chunk: self._run(chunk, batch_size), progress
         )
+
+    def unread_share(self, texts: list[str]) -> float:
+        """How much of `texts` the vocabulary can only spell (`vocabulary.unread_share`)."""
+        encodings = self._tokenizer.encode_batch(texts, add_special_tokens=False)
+        pieces = (piece for encoding in encodings for piece in encoding.tokens)
+        return unread_share(pieces, _special_token(self.folder, "unk_token") or "[UNK]")
 
 
 class OnnxCrossEncoder(_OnnxTextModel):

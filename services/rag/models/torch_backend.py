@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .base import ModelIdentity, default_max_length, encode_in_chunks
+from .vocabulary import unread_share
 
 __all__ = ["TorchCrossEncoder", "TorchEmbedder"]
 
@@ -59,6 +60,12 @@ class TorchEmbedder:
 
         prefix = self.identity.query_prefix if kind == "query" else self.identity.passage_prefix
         return encode_in_chunks(texts, prefix, self.identity.dim, run, progress)
+
+    def unread_share(self, texts: list[str]) -> float:
+        """How much of `texts` the vocabulary can only spell (`vocabulary.unread_share`)."""
+        tokenizer, most = self._model.tokenizer, self.identity.max_seq_length
+        pieces = (piece for text in texts for piece in tokenizer.tokenize(text)[:most])
+        return unread_share(pieces, tokenizer.unk_token)
 
 
 class TorchCrossEncoder:
