@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["BIGRAM_CHARS", "count_words", "joins_without_space"]
+__all__ = ["BIGRAM_CHARS", "HAN_CHARS", "count_words", "joins_without_space"]
 
-# Han (with its extensions and compatibility forms), Hiragana, Katakana (and its half-width forms).
-_UNSPACED = (
-    "\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0002fa1f"
-)
+# Han (with its extensions and compatibility forms); with Hiragana and Katakana (and its half-width forms), the
+# scripts written without spaces. Each is a regular-expression class's contents.
+HAN_CHARS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
+_UNSPACED = "\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f" + HAN_CHARS
 _HANGUL = "\u1100-\u11ff\u3130-\u318f\uac00-\ud7af"
 # CJK punctuation and full-width forms: "。", "，", "（", "「".
 _CJK_PUNCTUATION = "\u3000-\u303f\uff00-\uff65"

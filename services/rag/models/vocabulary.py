@@ -14,13 +14,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from ..corpus.scripts import HAN_CHARS
+
 __all__ = ["UNREAD_WARNING_SHARE", "unread_share"]
 
 # The share above which a build warns. Measured with bge-small-en: 0.07–0.14 for English and German text,
 # 0.68–0.86 for Chinese, Japanese, Russian and Korean.
 UNREAD_WARNING_SHARE = 0.4
 
-_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]")
+_HAN = re.compile(f"[{HAN_CHARS}]")
 _MARKERS = ("##", "▁", "Ġ")  # WordPiece's continuation, SentencePiece's and byte-level BPE's word start
 
 
