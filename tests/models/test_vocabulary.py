@@ -24,7 +24,9 @@ def test_both_backends_measure_what_their_vocabulary_reads(embedder) -> None:
     from rag.config import Settings
     from rag.models import OFFLINE_MINILM, load_embedder
 
-    torch_minilm = load_embedder(Settings(embedding_model=OFFLINE_MINILM, reranker_model="", threads=1))
+    torch_minilm = load_embedder(
+        Settings(embedding_model=OFFLINE_MINILM, backend="torch", reranker_model="", threads=1)
+    )
     english = ["Water boils at one hundred degrees at sea level.", "Cats sleep most of the day."]
     russian = ["Вода кипит при ста градусах на уровне моря.", "Кошки спят большую часть дня."]
     for model in (embedder, torch_minilm):

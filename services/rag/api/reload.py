@@ -22,7 +22,7 @@ from ..errors import RagError, ReloadRejected
 from ..index import Bundle
 from ..pipeline import Pipeline, retrieval
 from .metrics import RELOADS
-from .state import ServiceState, warm_up
+from .state import ServiceState, say_unread, warm_up
 
 if TYPE_CHECKING:
     from ..artifacts import S3Store
@@ -142,5 +142,6 @@ def load_beside(settings: Settings, old: Pipeline, path: Path) -> Pipeline:
     bundle, source = retrieval(settings, Bundle.from_settings(path, settings))
     pipeline = Pipeline(bundle, old.embedder, old.reranker, old.params, source)
     pipeline.load_seconds = old.load_seconds
+    say_unread(pipeline)
     warm_up(pipeline)
     return pipeline

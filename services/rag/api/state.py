@@ -50,6 +50,14 @@ def warm_up(pipeline: Pipeline) -> float:
     return (timings.get("total", 0.0) + rerank_ms * (pipeline.params.rerank_top_n / 2 - 1)) / 1000.0
 
 
+def say_unread(pipeline: Pipeline) -> None:
+    """Log, before a pipeline serves, each model that cannot read its bundle's text: its answers' confidence
+    would mean nothing there (say, a bundle built with a multilingual embedder, served with an English
+    reranker)."""
+    for warning in pipeline.unread_warnings():
+        log.warning(warning, extra={"unread_share": pipeline.unread_share})
+
+
 def _warm_models(pipeline: Pipeline) -> dict[str, float]:
     """The warm-up's model calls without retrieval: the question embedded, 2 pairs reranked."""
     started = time.perf_counter()
@@ -94,6 +102,7 @@ class ServiceState:
             if self.preload_error is not None:
                 raise self.preload_error
             pipeline = self.preloaded or load()
+            say_unread(pipeline)
             for part, seconds in pipeline.load_seconds.items():
                 MODEL_LOAD_SECONDS.labels(part).set(seconds)
             if self.settings.warmup:

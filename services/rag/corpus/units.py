@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +17,7 @@ __all__ = [
     "document_sentences",
     "iter_unit_texts",
     "join_title",
+    "sample_unit_texts",
     "segment_corpus",
     "unit_body",
     "unit_texts",
@@ -151,7 +152,15 @@ def iter_unit_texts(documents: list[Document], seg: Segmentation, with_title: bo
         yield join_title(documents[seg.unit_doc[row]].title, body) if with_title else body
 
 
-def unit_body(documents: list[Document], seg: Segmentation, row: int) -> str:
+def unit_body(documents: Sequence[Document], seg: Segmentation, row: int) -> str:
     """Unit `row`'s text as its document has it (from its first sentence's start to its last's end)."""
     text = documents[seg.unit_doc[row]].text
     return text[seg.sent_start[seg.unit_first[row]] : seg.sent_end[seg.unit_last[row] - 1]]
+
+
+def sample_unit_texts(documents: Sequence[Document], seg: Segmentation, most: int = 1000) -> list[str]:
+    """At most `most` units' texts, spread evenly over the corpus (the same ones every time)."""
+    if seg.n_units == 0:
+        return []
+    rows = np.unique(np.linspace(0, seg.n_units - 1, min(seg.n_units, most)).astype(np.int64))
+    return [unit_body(documents, seg, row) for row in rows.tolist()]

@@ -30,14 +30,14 @@ from ..corpus import (
     corpus_id,
     iter_unit_texts,
     load_corpus,
+    sample_unit_texts,
     segment_corpus,
-    unit_body,
     unit_texts,
 )
 from ..errors import BundleError, CorpusError
 from ..files import sha256_file, staged_dir, write_json_atomic
 from ..models import EmbeddingModel
-from ..models.vocabulary import UNREAD_WARNING_SHARE
+from ..models.vocabulary import unread_warning
 from .dense import write_dense
 from .embedding_cache import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, EmbeddingCache, embedder_namespace
 from .lexical import write_bm25
@@ -62,7 +62,6 @@ log = logging.getLogger(__name__)
 
 # The unit vectors while the index is built from them, in the staging folder and removed before the manifest.
 _UNIT_VECTORS_SCRATCH = "unit_vectors.building.npy"
-_READING_SAMPLE = 1000  # units whose word pieces tell whether the embedder reads the corpus's language
 
 
 @dataclass(frozen=True)
@@ -225,18 +224,12 @@ class Builder:
         """Warn when the embedder's vocabulary can only spell most of the corpus (`models/vocabulary.py`):
         the build succeeds, and its answers would be confident about text the models do not read."""
         measure = getattr(self.embedder, "unread_share", None)
-        if measure is None or seg.n_units == 0:
+        texts = sample_unit_texts(documents, seg)
+        if measure is None or not texts:
             return
-        rows = np.linspace(0, seg.n_units - 1, min(seg.n_units, _READING_SAMPLE)).astype(np.int64)
-        texts = [unit_body(documents, seg, row) for row in np.unique(rows).tolist()]
-        share = float(measure(texts))
-        if share > UNREAD_WARNING_SHARE:
-            report.warnings.append(
-                f"the embedder {self.embedder.identity.name} spells {share:.0%} of this corpus's words letter "
-                f"by letter or does not know them ({len(texts)} units read): it was not trained on the "
-                "corpus's language, so its ranking, the reranker's and the answers' confidence mean little "
-                "here; build with models for that language (README, 'Languages')"
-            )
+        warning = unread_warning("embedder", self.embedder.identity.name, float(measure(texts)), len(texts))
+        if warning is not None:
+            report.warnings.append(warning)
 
     def _embed(
         self,

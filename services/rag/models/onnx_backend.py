@@ -329,6 +329,12 @@ class _OnnxTextModel:
             )
         self._check_graph(self._session.outputs[self.output])
 
+    def unread_share(self, texts: list[str]) -> float:
+        """How much of `texts` the vocabulary can only spell (`vocabulary.unread_share`)."""
+        encodings = self._tokenizer.encode_batch(texts, add_special_tokens=False)
+        pieces = (piece for encoding in encodings for piece in encoding.tokens)
+        return unread_share(pieces, _special_token(self.folder, "unk_token") or "[UNK]")
+
     @property
     def abstain_threshold(self) -> float | None:
         """The threshold recorded when the model was calibrated (`rag models import --abstain-threshold`): a
@@ -443,12 +449,6 @@ class OnnxEmbedder(_OnnxTextModel):
         return encode_in_chunks(
             texts, prefix, self.identity.dim, lambda chunk: self._run(chunk, batch_size), progress
         )
-
-    def unread_share(self, texts: list[str]) -> float:
-        """How much of `texts` the vocabulary can only spell (`vocabulary.unread_share`)."""
-        encodings = self._tokenizer.encode_batch(texts, add_special_tokens=False)
-        pieces = (piece for encoding in encodings for piece in encoding.tokens)
-        return unread_share(pieces, _special_token(self.folder, "unk_token") or "[UNK]")
 
 
 class OnnxCrossEncoder(_OnnxTextModel):

@@ -63,9 +63,7 @@ class TorchEmbedder:
 
     def unread_share(self, texts: list[str]) -> float:
         """How much of `texts` the vocabulary can only spell (`vocabulary.unread_share`)."""
-        tokenizer, most = self._model.tokenizer, self.identity.max_seq_length
-        pieces = (piece for text in texts for piece in tokenizer.tokenize(text)[:most])
-        return unread_share(pieces, tokenizer.unk_token)
+        return _unread_share(self._model.tokenizer, texts, self.identity.max_seq_length)
 
 
 class TorchCrossEncoder:
@@ -81,6 +79,10 @@ class TorchCrossEncoder:
             folder, device="cpu", max_length=self.max_length, local_files_only=True
         )
 
+    def unread_share(self, texts: list[str]) -> float:
+        """How much of `texts` the vocabulary can only spell (`vocabulary.unread_share`)."""
+        return _unread_share(self._model.tokenizer, texts, self.max_length)
+
     def score(self, query: str, passages: list[str], *, batch_size: int = 32) -> np.ndarray:
         if not passages:
             return np.zeros(0, dtype=np.float32)
@@ -95,3 +97,8 @@ class TorchCrossEncoder:
         )
         logits = np.asarray(logits, dtype=np.float64).reshape(len(passages), -1)[:, 0]
         return np.asarray([1.0 / (1.0 + math.exp(-x)) for x in logits], dtype=np.float32)
+
+
+def _unread_share(tokenizer: Any, texts: list[str], most: int) -> float:
+    pieces = (piece for text in texts for piece in tokenizer.tokenize(text)[:most])
+    return unread_share(pieces, tokenizer.unk_token)

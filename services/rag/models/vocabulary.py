@@ -1,12 +1,12 @@
 """Whether a model's vocabulary reads a text in words.
 
-A model trained on one language spells another one letter by letter: bge-small-en's WordPiece vocabulary reads
-English in whole words and word pieces, and most of Russian, Japanese or Korean as single letters (82–86% of
-their pieces on Debian's FAQ, against 7.5% for the English original and 14% for the German translation), and
-most Chinese characters as unknown (68%). Such a model's vectors and relevance scores carry little of the text's
-meaning, and a cross-encoder's probability over unknown pieces is no confidence at all (docs/EVALUATION.md,
-"Other languages"). Han characters are words in their own right (BERT's tokenizers split Chinese into single
-characters by design), so only an unknown one counts against the model.
+A model trained on one language spells another one letter by letter. bge-small-en's WordPiece vocabulary
+reads English in whole words and word pieces, most of Russian, Japanese or Korean as single letters (82–86%
+of their pieces on Debian's FAQ, against 7.5% for the English original and 14% for the German translation),
+and most Chinese characters as unknown (68%). Such a model's vectors and relevance scores carry little of the
+text's meaning, and a cross-encoder's probability over unknown pieces is no confidence at all
+(docs/EVALUATION.md, "Other languages"). Han characters are words in their own right (BERT's tokenizers
+split Chinese into single characters by design), so only an unknown one counts against the model.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from ..corpus.scripts import HAN_CHARS
 
-__all__ = ["UNREAD_WARNING_SHARE", "unread_share"]
+__all__ = ["UNREAD_WARNING_SHARE", "unread_share", "unread_warning"]
 
 # The share above which a build warns. Measured with bge-small-en: 0.07–0.14 for English and German text,
 # 0.68–0.86 for Chinese, Japanese, Russian and Korean.
@@ -43,3 +43,14 @@ def unread_share(pieces: Iterable[str], unknown: str | None) -> float:
             letters += 1
             unread += _unread(piece, unknown)
     return unread / letters if letters else 0.0
+
+
+def unread_warning(role: str, name: str, share: float, units: int) -> str | None:
+    """What to tell the operator when the `role` model ("embedder", "reranker") cannot read the corpus."""
+    if share <= UNREAD_WARNING_SHARE:
+        return None
+    return (
+        f"the {role} {name} spells {share:.0%} of this corpus's words letter by letter or does not know them "
+        f"({units} units read): it was not trained on the corpus's language, so the ranking and the answers' "
+        "confidence mean little here; use models for that language (README, 'Languages')"
+    )

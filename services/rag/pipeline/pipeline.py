@@ -7,6 +7,7 @@ CLI, the API, the evaluator and the benchmarks. It knows nothing about HTTP.
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -17,9 +18,11 @@ import numpy as np
 from pydantic import ValidationError
 
 from ..config import RetrievalParams, Settings
+from ..corpus import sample_unit_texts
 from ..errors import BundleModelMismatch, QueryError
 from ..index import Bundle
 from ..models import CrossEncoderModel, EmbeddingModel, load_embedder, load_reranker
+from ..models.vocabulary import unread_warning
 from .candidates import CandidateSource
 from .citation import cited_span
 from .compose import decide
@@ -72,6 +75,26 @@ class Pipeline:
         # construction (the studies do), or reranking would silently stop.
         self._reranker = model
         self.cross_encoder = CrossEncoderRerank(self.bundle, model, self.units) if model is not None else None
+        self.__dict__.pop("unread_share", None)  # measured for the models it was measured with
+
+    @functools.cached_property
+    def unread_share(self) -> dict[str, float]:
+        """How much of the bundle's text each model can only spell (`models/vocabulary.py`), over up to 1,000
+        of its units: a model that reads most of it letter by letter was not trained on its language."""
+        texts = sample_unit_texts(self.bundle.documents, self.bundle.seg)
+        shares = {}
+        for role, model in (("embedder", self.embedder), ("reranker", self.reranker)):
+            measure = getattr(model, "unread_share", None)
+            if measure is not None and texts:
+                shares[role] = round(float(measure(texts)), 3)
+        return shares
+
+    def unread_warnings(self) -> list[str]:
+        """What to tell the operator about models that cannot read this bundle's text (none: they can)."""
+        units = min(self.bundle.seg.n_units, 1000)
+        names = {"embedder": self.embedder.identity.name, "reranker": getattr(self.reranker, "name", "")}
+        found = (unread_warning(role, names[role], share, units) for role, share in self.unread_share.items())
+        return [warning for warning in found if warning is not None]
 
     @classmethod
     def from_settings(cls, settings: Settings, bundle_path: str | Path) -> Pipeline:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..corpus.units import join_title
+from ..corpus.units import join_title, unit_body
 from ..index import Bundle
 from .schemas import Evidence
 
@@ -16,10 +16,9 @@ class UnitReader:
         self.bundle = bundle
 
     def text(self, unit: int, with_title: bool = False) -> str:
-        seg = self.bundle.seg
-        doc = self.bundle.documents[seg.unit_doc[unit]]
-        body = doc.text[seg.sent_start[seg.unit_first[unit]] : seg.sent_end[seg.unit_last[unit] - 1]]
-        return join_title(doc.title, body) if with_title else body
+        body = unit_body(self.bundle.documents, self.bundle.seg, unit)
+        title = self.bundle.documents.titles[self.bundle.seg.unit_doc[unit]]
+        return join_title(title, body) if with_title else body
 
     def span(self, unit: int) -> tuple[int, int]:
         """The unit's characters in its document: from its first sentence's start to its last one's end."""

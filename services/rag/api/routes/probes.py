@@ -58,6 +58,9 @@ async def info(s: Annotated[Services, Depends(services)]) -> dict[str, Any]:
             "embedder": asdict(pipeline.embedder.identity),
             "reranker": getattr(reranker, "name", None) if reranker else None,
             "load_seconds": pipeline.load_seconds,
+            # Of the bundle's word pieces, the share each model can only spell: above 0.4 it does not read
+            # the corpus's language (README, "Languages").
+            "unread_share": pipeline.unread_share,
         },
         "versions": _versions(),
         "settings": s.settings.public(),
