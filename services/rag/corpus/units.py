@@ -158,7 +158,11 @@ def unit_body(documents: Sequence[Document], seg: Segmentation, row: int) -> str
     return text[seg.sent_start[seg.unit_first[row]] : seg.sent_end[seg.unit_last[row] - 1]]
 
 
-def sample_unit_texts(documents: Sequence[Document], seg: Segmentation, most: int = 1000) -> list[str]:
+# Units read to tell whether a model reads the corpus's language (models/vocabulary.py).
+UNIT_SAMPLE = 1000
+
+
+def sample_unit_texts(documents: Sequence[Document], seg: Segmentation, most: int = UNIT_SAMPLE) -> list[str]:
     """At most `most` units' texts, spread evenly over the corpus (the same ones every time)."""
     if seg.n_units == 0:
         return []

@@ -37,7 +37,7 @@ from ..corpus import (
 from ..errors import BundleError, CorpusError
 from ..files import sha256_file, staged_dir, write_json_atomic
 from ..models import EmbeddingModel
-from ..models.vocabulary import unread_warning
+from ..models.vocabulary import model_unread_share, unread_warning
 from .dense import write_dense
 from .embedding_cache import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, EmbeddingCache, embedder_namespace
 from .lexical import write_bm25
@@ -223,11 +223,11 @@ class Builder:
     def _check_reading(self, documents: list[Document], seg: Segmentation, report: LoadReport) -> None:
         """Warn when the embedder's vocabulary can only spell most of the corpus (`models/vocabulary.py`):
         the build succeeds, and its answers would be confident about text the models do not read."""
-        measure = getattr(self.embedder, "unread_share", None)
         texts = sample_unit_texts(documents, seg)
-        if measure is None or not texts:
+        share = model_unread_share(self.embedder, texts)
+        if share is None:
             return
-        warning = unread_warning("embedder", self.embedder.identity.name, float(measure(texts)), len(texts))
+        warning = unread_warning("embedder", self.embedder.identity.name, share, len(texts))
         if warning is not None:
             report.warnings.append(warning)
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from ..corpus.scripts import HAN_CHARS
 
-__all__ = ["UNREAD_WARNING_SHARE", "unread_share", "unread_warning"]
+__all__ = ["UNREAD_WARNING_SHARE", "model_unread_share", "unread_share", "unread_warning"]
 
 # The share above which a build warns. Measured with bge-small-en: 0.07–0.14 for English and German text,
 # 0.68–0.86 for Chinese, Japanese, Russian and Korean.
@@ -43,6 +43,13 @@ def unread_share(pieces: Iterable[str], unknown: str | None) -> float:
             letters += 1
             unread += _unread(piece, unknown)
     return unread / letters if letters else 0.0
+
+
+def model_unread_share(model: object, texts: list[str]) -> float | None:
+    """`model.unread_share(texts)`, or None when the model cannot tell (a stand-in without a tokenizer) or
+    there is nothing to read."""
+    measure = getattr(model, "unread_share", None)
+    return round(float(measure(texts)), 3) if measure is not None and texts else None
 
 
 def unread_warning(role: str, name: str, share: float, units: int) -> str | None:

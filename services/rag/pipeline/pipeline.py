@@ -18,11 +18,11 @@ import numpy as np
 from pydantic import ValidationError
 
 from ..config import RetrievalParams, Settings
-from ..corpus import sample_unit_texts
+from ..corpus.units import UNIT_SAMPLE, sample_unit_texts
 from ..errors import BundleModelMismatch, QueryError
 from ..index import Bundle
 from ..models import CrossEncoderModel, EmbeddingModel, load_embedder, load_reranker
-from ..models.vocabulary import unread_warning
+from ..models.vocabulary import model_unread_share, unread_warning
 from .candidates import CandidateSource
 from .citation import cited_span
 from .compose import decide
@@ -82,16 +82,13 @@ class Pipeline:
         """How much of the bundle's text each model can only spell (`models/vocabulary.py`), over up to 1,000
         of its units: a model that reads most of it letter by letter was not trained on its language."""
         texts = sample_unit_texts(self.bundle.documents, self.bundle.seg)
-        shares = {}
-        for role, model in (("embedder", self.embedder), ("reranker", self.reranker)):
-            measure = getattr(model, "unread_share", None)
-            if measure is not None and texts:
-                shares[role] = round(float(measure(texts)), 3)
-        return shares
+        models = {"embedder": self.embedder, "reranker": self.reranker}
+        shares = {role: model_unread_share(model, texts) for role, model in models.items()}
+        return {role: share for role, share in shares.items() if share is not None}
 
     def unread_warnings(self) -> list[str]:
         """What to tell the operator about models that cannot read this bundle's text (none: they can)."""
-        units = min(self.bundle.seg.n_units, 1000)
+        units = min(self.bundle.seg.n_units, UNIT_SAMPLE)
         names = {"embedder": self.embedder.identity.name, "reranker": getattr(self.reranker, "name", "")}
         found = (unread_warning(role, names[role], share, units) for role, share in self.unread_share.items())
         return [warning for warning in found if warning is not None]
