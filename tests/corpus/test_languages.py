@@ -102,7 +102,9 @@ def test_rag_build_warns_when_the_embedder_cannot_read_the_corpus(
         err = capsys.readouterr().err
         assert code == 0
         warned[language] = [line for line in err.splitlines() if "embedder BAAI/bge-small-en spells" in line]
-    assert len(warned["zh-cn"]) == 1 and "68% of this corpus's words" in warned["zh-cn"][0]
+    assert len(warned["zh-cn"]) == 1
+    share = re.search(r"spells (\d+)% of this corpus's words", warned["zh-cn"][0])
+    assert share is not None and 60 <= int(share.group(1)) <= 75  # measured 67-68%; it warns above 40%
     assert warned["en"] == []
     manifest = json.loads((tmp_path / "zh-cn.bundle" / "manifest.json").read_text())
     assert manifest["warnings_count"] >= 1

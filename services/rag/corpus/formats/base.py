@@ -14,9 +14,19 @@ from pathlib import Path
 from typing import Protocol
 
 from ..documents import Block, BlockKind, Document, LoadReport
-from ..scripts import joins_without_space
+from ..scripts import count_words, joins_without_space
 
-__all__ = ["Limits", "Loader", "TextLayout", "Unreadable", "decode_text", "over_limit"]
+__all__ = [
+    "LABEL_LEVEL",
+    "TERM_LEVEL",
+    "Limits",
+    "Loader",
+    "TextLayout",
+    "Unreadable",
+    "decode_text",
+    "is_label",
+    "over_limit",
+]
 
 
 class Unreadable(Exception):
@@ -87,6 +97,19 @@ def _codec(name: str) -> str | None:
         return codecs.lookup(name).name.replace("_", "-")
     except LookupError:
         return None
+
+
+# Heading levels below every HTML and Markdown heading: a defined term (an HTML <dt>: a function's signature in
+# an API reference, a glossary's word) heads its definition; a label ("What the numbers say:") heads what it
+# introduces, within the term or section it is in.
+TERM_LEVEL, LABEL_LEVEL = 7, 8
+
+
+def is_label(text: str) -> bool:
+    """A short line ending in a colon, standing as its own paragraph: it introduces what follows and answers
+    nothing, so it is laid out as a heading."""
+    text = text.strip()
+    return text.endswith((":", "：")) and "\n" not in text and count_words(text) <= 12
 
 
 @dataclass

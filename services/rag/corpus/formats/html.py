@@ -1,8 +1,10 @@
-"""Web pages (`.html`, `.htm`): the main content only, found by trafilatura, then read as Markdown.
+"""Web pages (`.html`, `.htm`): the main content only, found by trafilatura, laid out from its XML.
 
-trafilatura drops navigation, sidebars, footers, cookie banners and comments, and keeps headings, lists and
-tables; its Markdown output goes through the Markdown reader, so a page has the same structure as a `.md`
-file. A page with no main content is skipped with that reason.
+trafilatura drops navigation, sidebars, footers, cookie banners and comments, and keeps headings, lists,
+definition lists, code and tables (`main_content.py` lays them out). Its rules were made for news pages;
+`page_repairs.py` first mends what they did to documentation (permalink marks, headings and whole sections
+deleted as navigation, pages without an `<article>` read without their headings). A page with no main
+content is skipped with that reason.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from pathlib import Path
 
 from ..documents import PROSE, Document, LoadReport
 from ..scripts import count_words
-from .base import Limits, Unreadable, decode_text
-from .markdown import markdown_layout
+from .base import Limits, TextLayout, Unreadable, decode_text
+from .main_content import main_content_layout
+from .page_repairs import repair_page
 
 __all__ = ["load_html"]
 
@@ -44,18 +47,21 @@ def load_html(path: Path, source: str, report: LoadReport, limits: Limits) -> It
     import trafilatura
 
     raw = path.read_bytes()
-    page = decode_text(raw, source, report, declared=_declared_charset(raw))
+    tree = trafilatura.load_html(decode_text(raw, source, report, declared=_declared_charset(raw)))
+    if tree is None:
+        raise Unreadable("not an HTML page")
+    repair_page(tree)
+    metadata = trafilatura.extract_metadata(tree)
     main = trafilatura.extract(
-        page,
-        output_format="markdown",
+        tree,
+        output_format="xml",
         include_tables=True,
         include_comments=False,
         include_links=False,
         include_images=False,
         deduplicate=False,
     )
-    layout, heading = markdown_layout(main or "")
-    metadata = trafilatura.extract_metadata(page)
+    layout, heading = main_content_layout(main) if main else (TextLayout(), "")
     title = (metadata.title if metadata is not None else None) or heading or path.stem
     doc = layout.document(source, title, {"source": source})
     if not any(b.kind in PROSE and count_words(doc.text[b.start : b.end]) >= _MIN_WORDS for b in doc.blocks):

@@ -12,19 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from ..documents import Document, LoadReport
-from ..scripts import count_words
-from .base import Limits, TextLayout, decode_text
+from .base import LABEL_LEVEL, Limits, TextLayout, decode_text, is_label
 
 __all__ = ["load_markdown", "markdown_layout"]
-
-
-_LABEL_LEVEL = 7  # below every Markdown heading level: a label belongs to the section it is in
-
-
-def _is_label(text: str) -> bool:
-    """A short line ending in a colon, standing as its own paragraph."""
-    text = text.strip()
-    return text.endswith((":", "：")) and "\n" not in text and count_words(text) <= 12
 
 
 def _parser() -> Any:
@@ -86,8 +76,8 @@ def markdown_layout(source: str) -> tuple[TextLayout, str]:
             in_item -= 1
         elif token.type == "inline":
             text = _plain(token)
-            if _is_label(text):  # "What the numbers say:" introduces what follows; it answers nothing
-                layout.add(text, "heading", _LABEL_LEVEL)
+            if is_label(text):  # "What the numbers say:" introduces what follows; it answers nothing
+                layout.add(text, "heading", LABEL_LEVEL)
             else:
                 layout.add(text, "list_item" if in_item else "paragraph")
         i += 1
