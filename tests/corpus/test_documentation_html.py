@@ -106,3 +106,51 @@ def test_docbook_pages_keep_their_section_titles(tmp_path: Path) -> None:
                 placed += 1
                 under_question += question.question in block.section
     assert placed >= 500 and under_question / placed >= 0.95, (under_question, placed)
+
+
+OLD_STYLE_PAGE = """<html><head><title>Writing extensions</title></head><body>
+<table><tr><td><a href="index.html">Home</a></td><td><a href="api.html">API</a></td></tr></table>
+<table width="100%"><tr><td valign="top">
+<h1>Writing extensions</h1>
+<h2>Registering a module</h2>
+<p>A module is registered with its namespace URI before any stylesheet is compiled. The registration call
+returns zero on success and a negative number when the URI is already taken.</p>
+<ul><li>The first function, <code>xsltRegisterExtModule(const xmlChar *URI,
+initFunc)</code>, takes the URI and an initialisation function.</li>
+<li>Before the transformation starts:
+<pre>
+if (xsltRegisterExtModule(URI, init, shutdown) == 0)
+    result = xsltApplyStylesheet(style, doc, NULL);
+</pre></li></ul>
+<table><tr><th>Mode</th><th>Meaning</th></tr><tr><td>assign</td><td>Replace the matching value</td></tr>
+<tr><td>append</td><td>Append after the matching value</td></tr></table>
+</td></tr></table></body></html>"""
+
+
+def test_a_page_laid_out_in_a_table_reads_as_the_blocks_in_its_cells(tmp_path: Path) -> None:
+    """Pages laid out before CSS (libxslt's and gtk-doc's manuals) put their whole content in a table's cells:
+    its headings and paragraphs are blocks, and a data table inside is one table block. Code inline in a
+    sentence stays in the sentence even when it runs over a line break; code on lines of its own is code."""
+    (tmp_path / "extensions.html").write_text(OLD_STYLE_PAGE)
+    documents, report = load_corpus(tmp_path)
+    assert report.skipped == []
+    (doc,) = documents
+    blocks = [(b.kind, collapsed(doc.text[b.start : b.end]), b.section) for b in doc.blocks]
+    assert [kind for kind, _, _ in blocks] == [
+        "heading",
+        "heading",
+        "paragraph",
+        "list_item",
+        "heading",
+        "code",
+        "table",
+    ]  # fmt: skip ("Before the transformation starts:" is a label)
+    first_item = blocks[3]
+    assert first_item[1].startswith("The first function, xsltRegisterExtModule(const")
+    assert first_item[2] == "Writing extensions › Registering a module"
+    assert doc.text[doc.blocks[-1].start : doc.blocks[-1].end].splitlines() == [
+        "Mode | Meaning",
+        "assign | Replace the matching value",
+        "append | Append after the matching value",
+    ]
+    assert "Home" not in doc.text

@@ -22,8 +22,9 @@ from .page_repairs import repair_page
 __all__ = ["load_html"]
 
 # On a page of links only, trafilatura falls back to their words ("Home About"): main content has at least
-# one paragraph or list item of this many words.
+# one paragraph, list item or table of this many words (a page may be one table: a list of contributors).
 _MIN_WORDS = 5
+_CONTENT = PROSE | {"table"}
 
 
 # Where a page names its encoding: <meta charset>, <meta http-equiv content="…; charset=…">, or an XHTML
@@ -64,6 +65,8 @@ def load_html(path: Path, source: str, report: LoadReport, limits: Limits) -> It
     layout, heading = main_content_layout(main) if main else (TextLayout(), "")
     title = (metadata.title if metadata is not None else None) or heading or path.stem
     doc = layout.document(source, title, {"source": source})
-    if not any(b.kind in PROSE and count_words(doc.text[b.start : b.end]) >= _MIN_WORDS for b in doc.blocks):
+    if not any(
+        b.kind in _CONTENT and count_words(doc.text[b.start : b.end]) >= _MIN_WORDS for b in doc.blocks
+    ):
         raise Unreadable("no main content found (navigation or boilerplate only)")
     yield doc

@@ -44,44 +44,86 @@ def _block(el: Any, layout: TextLayout, prose: str) -> None:
     elif tag == "code":
         layout.add(_code(el), "code")
     elif tag == "table":
-        layout.add(_table(el), "table")
+        _table(el, layout)
+    elif tag == "row":  # a layout table's row, its table left out by trafilatura
+        for cell in _children(el, "cell"):
+            _mixed(cell, layout, "paragraph")
     elif tag == "list":
-        for item in el.iter("item"):
-            if item.getparent() is el:
-                _item(item, layout)
-    elif tag == "quote" and any(_is_block(child) for child in el):
-        _blocks(el, layout, prose)
-    elif tag != "graphic":
-        text = _inline(el)
-        if is_label(text):
-            layout.add(text, "heading", LABEL_LEVEL)
-        else:
-            layout.add(text, prose)  # type: ignore[arg-type]
-
-
-def _item(item: Any, layout: TextLayout) -> None:
-    """A list item: its own text a list item, its nested blocks in order. A definition list's term heads its
-    definition; the definition's paragraphs are paragraphs."""
-    rend = item.get("rend") or ""
-    if rend.startswith("dt"):
-        layout.add(_inline(item), "heading", TERM_LEVEL)
+        for item in _children(el, "item"):
+            _item(item, layout)
+    elif tag == "graphic":
         return
-    prose = "paragraph" if rend.startswith("dd") else "list_item"
-    inline: list[str] = [item.text or ""]
-    for child in item:
+    elif any(_is_block(child) for child in el):
+        _mixed(el, layout, prose)
+    else:
+        _text(_inline(el), layout, prose)
+
+
+def _text(text: str, layout: TextLayout, prose: str) -> None:
+    if is_label(text):  # "For example:" introduces what follows; it answers nothing
+        layout.add(text, "heading", LABEL_LEVEL)
+    else:
+        layout.add(text, prose)  # type: ignore[arg-type]
+
+
+def _mixed(el: Any, layout: TextLayout, prose: str) -> None:
+    """Text and blocks side by side (a list item holding a paragraph and a nested list): each run of text
+    between blocks is a block of its own, in order."""
+    inline: list[str] = [el.text or ""]
+    for child in el:
         if _is_block(child):
-            layout.add(_joined(inline), prose)  # type: ignore[arg-type]
+            _text(_joined(inline), layout, prose)
             _block(child, layout, prose)
             inline = []
         else:
             inline.append(_inline(child, spaced=False))
         inline.append(child.tail or "")
-    layout.add(_joined(inline), prose)  # type: ignore[arg-type]
+    _text(_joined(inline), layout, prose)
+
+
+def _item(item: Any, layout: TextLayout) -> None:
+    """A list item; a definition list's term heads its definition, whose paragraphs are paragraphs."""
+    rend = item.get("rend") or ""
+    if rend.startswith("dt"):
+        layout.add(_inline(item), "heading", TERM_LEVEL)
+    else:
+        _mixed(item, layout, "paragraph" if rend.startswith("dd") else "list_item")
+
+
+def _table(table: Any, layout: TextLayout) -> None:
+    """A data table is one block, a row per line and " | " between cells. A layout table, whose cells hold
+    paragraphs, headings or lists (pages laid out before CSS, and gtk-doc's), is its cells' blocks."""
+    cells = [cell for row in _children(table, "row") for cell in _children(row, "cell")]
+    if any(_is_block(child) for cell in cells for child in cell):
+        for cell in cells:
+            _mixed(cell, layout, "paragraph")
+        return
+    rows = [[_inline(cell) for cell in _children(row, "cell")] for row in _children(table, "row")]
+    layout.add("\n".join(" | ".join(cells) for cells in rows if cells), "table")
+
+
+def _children(el: Any, tag: str) -> list[Any]:
+    return [child for child in el if child.tag == tag]
 
 
 def _is_block(el: Any) -> bool:
-    """A block inside a list item or quote; `code` is one when it runs over lines (else it is inline)."""
-    return el.tag in _BLOCKS or (el.tag == "code" and "\n" in "".join(el.itertext()).strip())
+    """A block inside a paragraph, list item, quote or cell. trafilatura gives inline and block code the same
+    tag: `code` is a block when it runs over lines and either begins or ends with a line break (a `<pre>`'s
+    text does) or stands on lines of its own. "using <code>from package import⏎specific_submodule</code>!"
+    is inline."""
+    if el.tag in _BLOCKS:
+        return True
+    text = "".join(el.itertext())
+    if el.tag != "code" or "\n" not in text.strip():
+        return False
+    if text.startswith("\n") or text.endswith("\n"):
+        return True
+    previous = el.getprevious()
+    before = (previous.tail if previous is not None else el.getparent().text) or ""
+    after = el.tail or ""
+    return (not before.strip() or before.rstrip(" \t").endswith("\n")) and (
+        not after.strip() or after.lstrip(" \t").startswith("\n")
+    )
 
 
 def _inline(el: Any, spaced: bool = True) -> str:
@@ -109,8 +151,3 @@ def _code(el: Any) -> str:
 def _level(head: Any) -> int:
     rend = head.get("rend") or ""
     return int(rend[1]) if len(rend) == 2 and rend[0] == "h" and rend[1] in "123456" else _DEFAULT_LEVEL
-
-
-def _table(table: Any) -> str:
-    rows = [[_inline(cell) for cell in row.iter("cell")] for row in table.iter("row")]
-    return "\n".join(" | ".join(cells) for cells in rows if cells)
