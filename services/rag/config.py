@@ -78,7 +78,8 @@ class BuildConfig(BaseModel):
     max_file_bytes: int = Field(
         200 * 1024**2,
         ge=1,
-        description="larger corpus files are skipped with a warning (recorded in the manifest)",
+        description="larger corpus files are skipped with a warning (recorded in the manifest); not `.jsonl` "
+        "files, whose records are held to `RAG_MAX_DOCUMENT_CHARS`",
     )
     max_pages: int = Field(
         2000, ge=1, description="PDFs with more pages are skipped with a warning (recorded in the manifest)"

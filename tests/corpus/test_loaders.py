@@ -1,3 +1,4 @@
+import json
 import re
 from pathlib import Path
 
@@ -84,13 +85,58 @@ def test_a_corpus_left_empty_by_its_limits_says_which_setting_to_raise(tmp_path:
     """`rag build` prints its warnings only after loading: the error itself must say why nothing was left."""
     from rag.corpus import Limits
 
-    write_corpus(tmp_path, {"corpus.jsonl": '{"_id": "d1", "text": "Roots absorb water."}\n' * 50})
+    write_corpus(tmp_path, {"notes.txt": "Roots absorb water. " * 100})
     with pytest.raises(CorpusError) as raised:
         load_corpus(tmp_path, limits=Limits(max_file_bytes=1_000))
     assert str(raised.value) == (
-        f"corpus {tmp_path} has no documents with text (skipped corpus.jsonl: 2,250 bytes, more than the limit "
+        f"corpus {tmp_path} has no documents with text (skipped notes.txt: 2,000 bytes, more than the limit "
         "of 1,000 (RAG_MAX_FILE_BYTES))"
     )
+
+
+def test_a_jsonl_collection_is_not_held_to_the_file_limit_its_records_are_to_the_document_limit(
+    tmp_path: Path,
+) -> None:
+    """`RAG_MAX_FILE_BYTES` (the setting under test) is for a file that is one document: a `.jsonl` file is a
+    collection (a BEIR corpus runs to gigabytes), read a line at a time, and each record is held to
+    `RAG_MAX_DOCUMENT_CHARS` instead. Before, a corpus.jsonl over the limit was skipped whole."""
+    from rag.corpus import Limits
+
+    records = [{"_id": f"d{i}", "text": "Roots absorb water. " * (5 if i else 200)} for i in range(50)]
+    write_corpus(tmp_path, {"corpus.jsonl": "".join(json.dumps(r) + "\n" for r in records)})
+    documents, report = load_corpus(tmp_path, max_document_chars=1_000, limits=Limits(max_file_bytes=1_000))
+    assert len(documents) == 49 and "d0" not in {d.id for d in documents}
+    assert [s["source"] for s in report.skipped] == ["corpus.jsonl (d0)"]
+    assert "(RAG_MAX_DOCUMENT_CHARS)" in report.skipped[0]["reason"]
+
+
+SEPARATORS = "\u2028\u2029\x85\x0b\x0c\x1c\x1d\x1e"
+
+
+def test_jsonl_records_may_hold_unicode_line_separators(tmp_path: Path) -> None:
+    """JSON strings may hold U+2028, U+2029, U+0085 and the ASCII separators raw, and `json.dumps(...,
+    ensure_ascii=False)` writes them so; JSON Lines ends a line at "\n" only. `str.splitlines()` broke such a
+    record in two and the build stopped: "corpus.jsonl:1: not valid JSON". Windows line ends are fine too."""
+    texts = [f"Line one.{sep}Line two, same paragraph." for sep in SEPARATORS]
+    lines = [json.dumps({"id": f"d{i}", "text": t}, ensure_ascii=False) for i, t in enumerate(texts)]
+    write_corpus(tmp_path, {"corpus.jsonl": "\r\n".join(lines) + "\r\n"})
+    documents, report = load_corpus(tmp_path)
+    assert [d.text for d in documents] == texts and report.warnings == []
+
+
+def test_jsonl_lines_in_a_legacy_encoding_or_with_bad_bytes_are_read_and_said(tmp_path: Path) -> None:
+    """Read a line at a time, a `.jsonl` file is decoded as `decode_text` decodes a text file: UTF-8 (its
+    byte-order mark dropped), a line with no UTF-8 in it as windows-1252, invalid bytes replaced."""
+    good = json.dumps({"id": "a", "text": "Crème brûlée."}, ensure_ascii=False).encode()
+    legacy = json.dumps({"id": "b", "text": LEGACY}, ensure_ascii=False).encode("cp1252")
+    broken = json.dumps({"id": "c", "text": "Déjà vu. Caf"}, ensure_ascii=False).encode()[:-2] + b'\xe9"}'
+    write_corpus(tmp_path, {"corpus.jsonl": b"\xef\xbb\xbf" + b"\n".join([good, legacy, broken]) + b"\n"})
+    documents, report = load_corpus(tmp_path)
+    assert [d.text for d in documents] == ["Crème brûlée.", LEGACY, "Déjà vu. Caf\ufffd"]
+    assert report.warnings == [
+        "corpus.jsonl: 1 line(s) not UTF-8: read as windows-1252",
+        "corpus.jsonl: 1 invalid UTF-8 byte(s) replaced",
+    ]
 
 
 def test_a_file_of_many_empty_records_is_summarised_for_reading_and_kept_whole_in_the_report(

@@ -213,7 +213,8 @@ class Handler(BaseHTTPRequestHandler):
 
         def event(choices: list[dict[str, Any]], **extra: Any) -> None:
             chunk = {**head, "object": "chat.completion.chunk", "choices": choices, **extra}
-            self._chunk(f"data: {json.dumps(chunk)}\n\n".encode())
+            # as vLLM writes them (pydantic's JSON): non-ASCII raw, U+2028 and U+0085 included
+            self._chunk(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
 
         try:
             event([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])

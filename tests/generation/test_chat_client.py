@@ -132,6 +132,15 @@ def test_stream_yields_deltas_and_usage(llm: ScriptedLlm) -> None:
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
 
 
+def test_a_token_holding_a_unicode_line_separator_streams_whole(llm: ScriptedLlm) -> None:
+    """The server writes chunks as vLLM does, non-ASCII raw: U+2028, U+0085 and \x0c inside a token end no
+    SSE line (httpx's aiter_lines ended lines there, and the chunk was "not JSON")."""
+    pieces = ["Line one.\u2028", "Line\x85two\x0c", "é — end."]
+    llm.script(queue=[{"chunks": pieces}])
+    deltas, s = stream(client(llm))
+    assert deltas == pieces and s.text == "".join(pieces)
+
+
 def test_stream_dropped_midway_is_a_connection_error_and_not_retried(llm: ScriptedLlm) -> None:
     llm.script(default={"content": "one two three four", "drop_after": 2})
     got: list[str] = []

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RagError
+from ..jsonlines import numbered_lines
 from .common import Subcommands, model_flags, settings_from
 
 __all__ = ["add_parser"]
@@ -28,9 +29,7 @@ def _print_answer(answer: Any) -> None:
 
 
 def _batch_questions(path: Path) -> Iterator[tuple[str, str, dict[str, Any] | None]]:
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, line in numbered_lines(path.read_text(encoding="utf-8")):
         if line.lstrip().startswith("{"):
             try:
                 record = json.loads(line)
@@ -56,7 +55,7 @@ def _answered_ids(out: Path) -> set[str]:
         with out.open("r+b") as handle:
             handle.truncate(keep)
         data = data[:keep]
-    return {json.loads(line)["id"] for line in data.decode("utf-8").splitlines() if line.strip()}
+    return {json.loads(line)["id"] for _, line in numbered_lines(data.decode("utf-8"))}
 
 
 def cmd_ask(args: argparse.Namespace) -> int:

@@ -3,7 +3,8 @@ HTML, PDF, DOCX, JSON Lines incl. BEIR corpus.jsonl).
 
 Defined behaviour for awkward input, so a build never stops on a bad file:
 - a file its loader cannot read (encrypted or image-only PDF, corrupt DOCX, a page with no main content, binary
-  bytes behind a text extension), an empty file and a file over `max_file_bytes` are skipped, with the reason
+  bytes behind a text extension), an empty file and a file over `max_file_bytes` (a `.jsonl` collection
+  excepted: its records are documents) are skipped, with the reason
   recorded (the manifest's warnings, `rag build`'s output); the rest of the corpus builds;
 - records with no text are skipped with a warning; text in other encodings is read as `formats/base.py`'s
   `decode_text` says, with a warning where it had to guess or replace;
@@ -30,6 +31,9 @@ from .formats.text import load_text
 __all__ = ["SUPPORTED_SUFFIXES", "Limits", "load_corpus"]
 
 BEIR_CORPUS, BEIR_QUERIES = "corpus.jsonl", "queries.jsonl"
+# Files that are collections of documents, read a record at a time: their records are held to the document
+# limit, not the file to the file limit.
+_COLLECTIONS = frozenset((".jsonl",))
 _TYPES_SHOWN = 8  # /usr/share/doc holds 101 types: the warning names the most common
 
 
@@ -38,7 +42,7 @@ def _file_documents(path: Path, source: str, report: LoadReport, limits: Limits)
     size = path.stat().st_size
     if size == 0:
         raise Unreadable("empty file")
-    if size > limits.max_file_bytes:
+    if size > limits.max_file_bytes and path.suffix.lower() not in _COLLECTIONS:
         raise Unreadable(over_limit(size, "bytes", limits.max_file_bytes, "RAG_MAX_FILE_BYTES"))
     load = LOADERS.get(path.suffix.lower(), load_text)  # a single file named by the user: read as text
     return list(load(path, source, report, limits))

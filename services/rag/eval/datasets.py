@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..corpus import Document, load_corpus
 from ..errors import ConfigError
+from ..jsonlines import numbered_lines
 
 __all__ = ["BeirData", "EvalSet", "SquadData", "SquadQuestion", "load_beir", "load_eval_set", "load_squad"]
 
@@ -38,7 +39,7 @@ def load_beir(folder: str | Path, split: str = "test") -> BeirData:
     qrels = _read_qrels(folder / "qrels" / f"{split}.tsv")
     queries: dict[str, str] = {}
     metadata: dict[str, dict[str, list[dict[str, list[int]]]]] = {}
-    for line in (folder / "queries.jsonl").read_text(encoding="utf-8").splitlines():
+    for _, line in numbered_lines((folder / "queries.jsonl").read_text(encoding="utf-8")):
         record = json.loads(line)
         if record["_id"] in qrels:
             queries[record["_id"]] = record["text"]
@@ -70,8 +71,7 @@ def load_eval_set(folder: str | Path, split: str = "test") -> EvalSet:
         qrels = _read_qrels(qrels_file)
         texts = {
             str(record["_id"]): str(record["text"])
-            for line in queries_file.read_text(encoding="utf-8").splitlines()
-            if line.strip()
+            for _, line in numbered_lines(queries_file.read_text(encoding="utf-8"))
             for record in (json.loads(line),)
         }
     except (ValueError, KeyError) as exc:
@@ -96,7 +96,7 @@ def _scifact_evidence(
         return {}
     texts = {d.id: d.text for d in documents}
     spans: dict[str, list[tuple[int, int]]] = {}
-    for line in sentences_file.read_text(encoding="utf-8").splitlines():
+    for _, line in numbered_lines(sentences_file.read_text(encoding="utf-8")):
         record = json.loads(line)
         text, cursor, doc_spans = texts.get(record["_id"], ""), 0, []
         for sentence in record["sentences"]:

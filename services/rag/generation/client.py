@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ __all__ = ["ChatClient", "ChatStream", "Completion", "chat_url"]
 
 Message = dict[str, str]
 _T = TypeVar("_T")
+_SSE_LINE_END = re.compile(r"\r\n|\r|\n")
 _RETRYABLE = frozenset({"server_error", "rate_limited", "connection_error"})
 # What the breaker counts against the server. A 4xx or a malformed body comes from a server that is up and
 # answering fast; opening the circuit on it would also stop calls that work (a server that rejects only
@@ -285,10 +287,26 @@ def _parse_chunk(data: str, stream: ChatStream) -> str:
     return content if isinstance(content, str) else ""
 
 
+async def _sse_lines(response: httpx.Response) -> AsyncIterator[str]:
+    """The stream's lines, ended as the SSE spec ends them: CRLF, LF or CR. httpx's `aiter_lines` also ends a
+    line at U+2028, U+2029, U+0085 and other separators, which a JSON chunk may hold raw (vLLM's do: pydantic
+    writes them unescaped): a token holding one broke its chunk in two, neither of them JSON."""
+    buffer = ""
+    async for text in response.aiter_text():
+        buffer += text
+        carry = "\r" if buffer.endswith("\r") else ""  # its "\n" may open the next piece of text
+        *lines, rest = _SSE_LINE_END.split(buffer.removesuffix(carry))
+        buffer = rest + carry
+        for line in lines:
+            yield line
+    if buffer.removesuffix("\r"):
+        yield buffer.removesuffix("\r")
+
+
 async def _sse_events(response: httpx.Response) -> AsyncIterator[str]:
     """The `data` of each server-sent event (multi-line data joined with newlines, as the SSE spec says)."""
     data: list[str] = []
-    async for line in response.aiter_lines():
+    async for line in _sse_lines(response):
         if not line:
             if data:
                 yield "\n".join(data)

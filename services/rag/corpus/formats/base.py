@@ -20,12 +20,14 @@ __all__ = [
     "LABEL_LEVEL",
     "TERM_LEVEL",
     "Limits",
+    "LineDecoder",
     "Loader",
     "TextLayout",
     "Unreadable",
     "decode_text",
     "is_label",
     "over_limit",
+    "wide_unicode",
 ]
 
 
@@ -89,6 +91,44 @@ def decode_text(raw: bytes, source: str, report: LoadReport, declared: str | Non
     text = raw.decode("utf-8", errors="replace")
     report.warnings.append(f"{source}: {text.count(chr(0xFFFD))} invalid UTF-8 byte(s) replaced")
     return text
+
+
+class LineDecoder:
+    """A file's lines decoded one at a time, as `decode_text` decodes a whole file: UTF-8 (its byte-order mark
+    dropped); a line that is not UTF-8 is windows-1252 when nothing in it is multi-byte UTF-8, else UTF-8 with
+    its invalid bytes replaced. Each repair is counted, for one warning per file (`warnings`)."""
+
+    def __init__(self) -> None:
+        self.legacy_lines = 0
+        self.replaced_bytes = 0
+        self._first = True
+
+    def __call__(self, raw: bytes) -> str:
+        if self._first:
+            raw, self._first = raw.removeprefix(codecs.BOM_UTF8), False
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        if _UTF8_MULTIBYTE.search(raw) is None:
+            self.legacy_lines += 1
+            return raw.decode(_LEGACY_FALLBACK, errors="replace")
+        text = raw.decode("utf-8", errors="replace")
+        self.replaced_bytes += text.count(chr(0xFFFD))
+        return text
+
+    def warnings(self, source: str) -> list[str]:
+        out = []
+        if self.legacy_lines:
+            out.append(f"{source}: {self.legacy_lines} line(s) not UTF-8: read as {_LEGACY_FALLBACK}")
+        if self.replaced_bytes:
+            out.append(f"{source}: {self.replaced_bytes} invalid UTF-8 byte(s) replaced")
+        return out
+
+
+def wide_unicode(head: bytes) -> bool:
+    """The file begins with a UTF-16 or UTF-32 byte-order mark: its lines are not split at the byte b"\n"."""
+    return any(head.startswith(bom) for bom, encoding in _BOMS if encoding != "utf-8")
 
 
 def _codec(name: str) -> str | None:

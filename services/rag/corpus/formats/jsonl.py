@@ -1,6 +1,11 @@
 """JSON Lines (`.jsonl`): one document per line, `{"id" | "_id", "title"?, "text", "metadata"?}` (BEIR's
 corpus.jsonl reads as is). A malformed line fails the build naming the line: the file is data someone wrote
-for this, not a document to skip."""
+for this, not a document to skip.
+
+The file is a collection, read one line at a time: its records are documents, each held to
+`RAG_MAX_DOCUMENT_CHARS`, and the file is not held to `RAG_MAX_FILE_BYTES` (a BEIR corpus runs to gigabytes).
+Lines end at "\\n" only (`rag.jsonlines`).
+"""
 
 from __future__ import annotations
 
@@ -10,17 +15,29 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import CorpusError
+from ...jsonlines import numbered_lines
 from ..documents import Document, LoadReport
-from .base import Limits, decode_text
+from .base import Limits, LineDecoder, Unreadable, decode_text, wide_unicode
 
 __all__ = ["load_jsonl"]
 
+_PROBE = 8192  # bytes looked at for a byte-order mark and for NUL bytes (a binary file)
+
 
 def load_jsonl(path: Path, source: str, report: LoadReport, limits: Limits) -> Iterator[Document]:
-    text = decode_text(path.read_bytes(), source, report)
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            yield _record(line, f"{source}:{line_no}", source)
+    with path.open("rb") as handle:
+        head = handle.read(_PROBE)
+        if wide_unicode(head):  # UTF-16 or -32: decoded whole, as a text file is
+            lines = numbered_lines(decode_text(head + handle.read(), source, report))
+            yield from (_record(line, f"{source}:{number}", source) for number, line in lines)
+            return
+        if b"\x00" in head:
+            raise Unreadable("binary content (NUL bytes), not text")
+        handle.seek(0)
+        decode = LineDecoder()
+        for number, line in numbered_lines(decode(raw) for raw in handle):
+            yield _record(line, f"{source}:{number}", source)
+        report.warnings.extend(decode.warnings(source))
 
 
 def _record(line: str, where: str, source: str) -> Document:
