@@ -2,11 +2,14 @@
 
 The stored text is each block's plain text: list markers, quote markers, table pipes and inline markup
 (emphasis, links, code spans) are not part of it. Headings give the section path; tables and code blocks are
-kept as blocks of their own, never cut into sentences.
+kept as blocks of their own, never cut into sentences. A page's front matter (`front_matter`) names its title
+and is not part of its text.
 """
 
 from __future__ import annotations
 
+import re
+import tomllib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -84,6 +87,41 @@ def markdown_layout(source: str) -> tuple[TextLayout, str]:
     return layout, title
 
 
+# A page's front matter, as static-site generators read it: YAML between "---" lines (Jekyll, Hugo, MkDocs,
+# Docusaurus) or TOML between "+++" lines (Hugo), at the very start of the file.
+_FRONT_MATTER = re.compile(r"\A(---|\+\+\+)[ \t]*\n(.*?\n)?\1[ \t]*(?:\n|\Z)", re.DOTALL)
+
+
+def front_matter(source: str) -> tuple[dict[str, Any], str]:
+    """The page's front matter and the Markdown after it. Unparsed, "title: Install⏎section: 5⏎---" is a
+    setext heading: it was the first heading, and the section of every sentence under it. A block that does
+    not parse as a mapping is left as it was (a page may open with a thematic break)."""
+    match = _FRONT_MATTER.match(source)
+    fields = _parsed(match.group(1), match.group(2) or "") if match is not None else None
+    if match is None or not isinstance(fields, dict):
+        return {}, source
+    return fields, source[match.end() :]
+
+
+def _parsed(fence: str, block: str) -> Any:
+    """The front matter's fields, or None when the block does not parse."""
+    if fence == "+++":
+        try:
+            return tomllib.loads(block)
+        except tomllib.TOMLDecodeError:
+            return None
+    import yaml
+
+    try:
+        return yaml.safe_load(block)
+    except yaml.YAMLError:
+        return None
+
+
 def load_markdown(path: Path, source: str, report: LoadReport, limits: Limits) -> Iterator[Document]:
-    layout, title = markdown_layout(decode_text(path.read_bytes(), source, report).replace("\r\n", "\n"))
-    yield layout.document(source, title or path.stem, {"source": source})
+    text = decode_text(path.read_bytes(), source, report).replace("\r\n", "\n")
+    fields, body = front_matter(text)
+    layout, heading = markdown_layout(body)
+    declared = fields.get("title")
+    title = " ".join(str(declared).split()) if isinstance(declared, (str, int, float)) else ""
+    yield layout.document(source, title or heading or path.stem, {"source": source})
