@@ -2,12 +2,13 @@
 
 The stored text is each block's plain text: list markers, quote markers, table pipes and inline markup
 (emphasis, links, code spans) are not part of it. Headings give the section path; tables and code blocks are
-kept as blocks of their own, never cut into sentences. A page's front matter (`front_matter`) names its title
-and is not part of its text.
+kept as blocks of their own, never cut into sentences. A page's front matter (`front_matter`) names its title,
+gives its other fields to filters (`tags`, `version`, `draft`), and is not part of its text.
 """
 
 from __future__ import annotations
 
+import datetime
 import re
 import tomllib
 from collections.abc import Iterator, Sequence
@@ -118,10 +119,23 @@ def _parsed(fence: str, block: str) -> Any:
         return None
 
 
+def _filter_values(fields: dict[str, Any]) -> dict[str, Any]:
+    """The front matter's fields a filter can test (`tags: [setup, linux]`, `draft: false`, `version: 2.1`):
+    scalars and lists of scalars, dates as ISO text. The title is the document's title, not metadata."""
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        items = value if isinstance(value, list) else [value]
+        values = [v.isoformat() if isinstance(v, datetime.date) else v for v in items]
+        if key != "title" and values and all(isinstance(v, str | int | float | bool) for v in values):
+            out[str(key)] = values if isinstance(value, list) else values[0]
+    return out
+
+
 def load_markdown(path: Path, source: str, report: LoadReport, limits: Limits) -> Iterator[Document]:
     text = decode_text(path.read_bytes(), source, report).replace("\r\n", "\n")
     fields, body = front_matter(text)
     layout, heading = markdown_layout(body)
     declared = fields.get("title")
-    title = " ".join(str(declared).split()) if isinstance(declared, (str, int, float)) else ""
-    yield layout.document(source, title or heading or path.stem, {"source": source})
+    title = " ".join(str(declared).split()) if isinstance(declared, str | int | float) else ""
+    metadata = {**_filter_values(fields), "source": source}
+    yield layout.document(source, title or heading or path.stem, metadata)
