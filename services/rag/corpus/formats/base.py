@@ -85,12 +85,21 @@ def decode_text(raw: bytes, source: str, report: LoadReport, declared: str | Non
     if codec is not None and codec != "utf-8":
         # as browsers do: pages labelled Latin-1 or ASCII are windows-1252 (curly quotes, dashes in 0x80-0x9f)
         return raw.decode(_LEGACY_FALLBACK if codec in ("iso8859-1", "ascii") else codec, errors="replace")
-    if _UTF8_MULTIBYTE.search(raw) is None:  # no sign of UTF-8 at all: a legacy single-byte encoding
+    text, replaced = _not_utf8(raw)
+    if replaced is None:
         report.warnings.append(f"{source}: not UTF-8 and no encoding declared: read as {_LEGACY_FALLBACK}")
-        return raw.decode(_LEGACY_FALLBACK, errors="replace")
-    text = raw.decode("utf-8", errors="replace")
-    report.warnings.append(f"{source}: {text.count(chr(0xFFFD))} invalid UTF-8 byte(s) replaced")
+    else:
+        report.warnings.append(f"{source}: {replaced} invalid UTF-8 byte(s) replaced")
     return text
+
+
+def _not_utf8(raw: bytes) -> tuple[str, int | None]:
+    """Bytes that do not decode as UTF-8: windows-1252 when nothing in them is multi-byte UTF-8 (a legacy
+    single-byte encoding; None replaced), else UTF-8 with the invalid bytes replaced (and how many)."""
+    if _UTF8_MULTIBYTE.search(raw) is None:
+        return raw.decode(_LEGACY_FALLBACK, errors="replace"), None
+    text = raw.decode("utf-8", errors="replace")
+    return text, text.count(chr(0xFFFD))
 
 
 class LineDecoder:
@@ -110,11 +119,11 @@ class LineDecoder:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
             pass
-        if _UTF8_MULTIBYTE.search(raw) is None:
+        text, replaced = _not_utf8(raw)
+        if replaced is None:
             self.legacy_lines += 1
-            return raw.decode(_LEGACY_FALLBACK, errors="replace")
-        text = raw.decode("utf-8", errors="replace")
-        self.replaced_bytes += text.count(chr(0xFFFD))
+        else:
+            self.replaced_bytes += replaced
         return text
 
     def warnings(self, source: str) -> list[str]:

@@ -27,15 +27,15 @@ _PROBE = 8192  # bytes looked at for a byte-order mark and for NUL bytes (a bina
 def load_jsonl(path: Path, source: str, report: LoadReport, limits: Limits) -> Iterator[Document]:
     with path.open("rb") as handle:
         head = handle.read(_PROBE)
+        decode = LineDecoder()
         if wide_unicode(head):  # UTF-16 or -32: decoded whole, as a text file is
             lines = numbered_lines(decode_text(head + handle.read(), source, report))
-            yield from (_record(line, f"{source}:{number}", source) for number, line in lines)
-            return
-        if b"\x00" in head:
+        elif b"\x00" in head:
             raise Unreadable("binary content (NUL bytes), not text")
-        handle.seek(0)
-        decode = LineDecoder()
-        for number, line in numbered_lines(decode(raw) for raw in handle):
+        else:
+            handle.seek(0)
+            lines = numbered_lines(decode(raw) for raw in handle)
+        for number, line in lines:
             yield _record(line, f"{source}:{number}", source)
         report.warnings.extend(decode.warnings(source))
 
